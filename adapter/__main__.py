@@ -1,0 +1,23 @@
+"""`python -m adapter --port 9000`: run the adapter under uvicorn."""
+import argparse
+import logging
+
+import uvicorn
+
+from adapter.app import create_app
+from adapter.settings import get_settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="adapter")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    args = parser.parse_args()
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=settings.log_level,
+                timeout_graceful_shutdown=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Client-facing models, discovered from Triton's repository index and model configs (cached briefly)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from adapter.errors import invalid_request, model_not_found
+from adapter.triton_client import TritonClient
+from runtime.contract import OWNED_BY_PARAMETER, TASK_PARAMETER, Task
+from runtime.triton_shell import model_parameters
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    id: str  # public id == Triton model name
+    task: Task
+    created: int
+    owned_by: str = "triton-openai"
+    parameters: dict[str, str] = field(default_factory=dict)  # context window, embedding size, ...
+
+    def card(self) -> dict:
+        return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
+
+
+class ModelRegistry:
+    def __init__(self, triton: TritonClient, ttl_s: float):
+        self._triton, self._ttl_s = triton, ttl_s
+        self._started = int(time.time())
+        self._models: dict[str, ServedModel] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def list(self) -> list[ServedModel]:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at > self._ttl_s:
+                self._models = await self._discover()
+                self._fetched_at = time.monotonic()
+        return sorted(self._models.values(), key=lambda m: m.id)
+
+    async def get(self, model_id: str) -> ServedModel:
+        for model in await self.list():
+            if model.id == model_id:
+                return model
+        raise model_not_found(model_id)
+
+    async def resolve(self, model_id: str, task: Task) -> ServedModel:
+        model = await self.get(model_id)
+        if model.task != task:
+            raise invalid_request(f"The model `{model_id}` serves {model.task.value}, not {task.value}.",
+                                  "model", "model_not_supported")
+        return model
+
+    async def _discover(self) -> dict[str, ServedModel]:
+        ready = [m["name"] for m in await self._triton.repository_index() if m.get("state") == "READY"]
+        configs = await asyncio.gather(*(self._triton.model_config(name) for name in ready))
+        models = {}
+        for name, config in zip(ready, configs):
+            params = model_parameters(config)
+            if TASK_PARAMETER not in params:
+                continue
+            models[name] = ServedModel(id=name, task=Task(params[TASK_PARAMETER]), created=self._started,
+                                       owned_by=params.get(OWNED_BY_PARAMETER, "triton-openai"), parameters=params)
+        return models

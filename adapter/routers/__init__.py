@@ -1,0 +1,1 @@
+"""One router per route family; app.create_app includes them all."""

@@ -1,0 +1,118 @@
+"""One shared async gRPC client to Triton, with numpy in/out and Triton errors mapped to OpenAIError."""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import grpc
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.grpc import InferResult, service_pb2
+from tritonclient.grpc._utils import _get_inference_request
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+from adapter.errors import OpenAIError, internal_error, invalid_request, service_unavailable
+from runtime.errors import ClientError
+
+Tensors = dict[str, np.ndarray]
+
+_UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"}
+
+
+def to_openai_error(exc: InferenceServerException) -> OpenAIError:
+    message = exc.message() or str(exc)
+    client = ClientError.from_wire(message)
+    if client is not None:
+        return invalid_request(client.message, client.param, client.code)
+    status = exc.status() or ""
+    if status in _UNAVAILABLE or "failed to connect" in message.lower():
+        return service_unavailable(f"Inference server unavailable: {message}")
+    if status == "StatusCode.INVALID_ARGUMENT":
+        return invalid_request(message)
+    return internal_error(f"Inference failed: {message}")
+
+
+def _rpc_error(exc: grpc.RpcError) -> OpenAIError:
+    code = exc.code() if hasattr(exc, "code") else None
+    err = InferenceServerException(msg=exc.details() if hasattr(exc, "details") else str(exc), status=str(code))
+    return to_openai_error(err)
+
+
+def _infer_inputs(inputs: Tensors) -> list[grpcclient.InferInput]:
+    built = []
+    for name, array in inputs.items():
+        if array.dtype.kind in "OUS":
+            array = np.asarray([v.encode() if isinstance(v, str) else v for v in array.reshape(-1)],
+                               dtype=np.object_).reshape(array.shape)
+        item = grpcclient.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+        item.set_data_from_numpy(array)
+        built.append(item)
+    return built
+
+
+def _outputs(result: InferResult, names: list[str] | None) -> Tensors:
+    response = result.get_response()
+    names = names or [o.name for o in response.outputs]
+    return {n: result.as_numpy(n) for n in names if result.as_numpy(n) is not None}
+
+
+class TritonClient:
+    def __init__(self, url: str, timeout_s: float):
+        self.url, self.timeout_s = url, timeout_s
+        self._client = grpcclient.InferenceServerClient(url)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def is_ready(self) -> bool:
+        try:
+            return await self._client.is_server_ready(client_timeout=2.0)
+        except (InferenceServerException, grpc.RpcError):
+            return False
+
+    async def repository_index(self) -> list[dict]:
+        try:
+            index = await self._client.get_model_repository_index(as_json=True, client_timeout=5.0)
+        except InferenceServerException as exc:
+            raise to_openai_error(exc) from exc
+        return index.get("models", [])
+
+    async def model_config(self, name: str) -> dict:
+        try:
+            return (await self._client.get_model_config(name, as_json=True, client_timeout=5.0))["config"]
+        except InferenceServerException as exc:
+            raise to_openai_error(exc) from exc
+
+    async def infer(self, model: str, inputs: Tensors, outputs: list[str] | None = None,
+                    request_id: str = "", timeout_s: float | None = None) -> Tensors:
+        requested = [grpcclient.InferRequestedOutput(n) for n in outputs] if outputs else None
+        try:
+            result = await self._client.infer(model, _infer_inputs(inputs), outputs=requested, request_id=request_id,
+                                              client_timeout=timeout_s or self.timeout_s)
+        except InferenceServerException as exc:
+            raise to_openai_error(exc) from exc
+        return _outputs(result, outputs)
+
+    async def stream(self, model: str, inputs: Tensors, request_id: str = "") -> AsyncIterator[Tensors]:
+        """Responses of a decoupled model for one request; leaving the loop early cancels it in Triton."""
+        request = _get_inference_request(model_name=model, inputs=_infer_inputs(inputs), model_version="",
+                                         request_id=request_id, outputs=None, sequence_id=0, sequence_start=False,
+                                         sequence_end=False, priority=0, timeout=None, parameters=None)
+        # The empty final response tells us the model is done (not exposed by the aio client's dict API).
+        request.parameters["triton_enable_empty_final_response"].bool_param = True
+
+        async def requests() -> AsyncIterator[service_pb2.ModelInferRequest]:
+            yield request
+
+        call = self._client._client_stub.ModelStreamInfer(requests(), metadata=self._client._get_metadata(None))
+        try:
+            async for response in call:
+                if response.error_message:
+                    raise to_openai_error(InferenceServerException(msg=response.error_message))
+                if response.infer_response.outputs:
+                    yield _outputs(InferResult(response.infer_response), None)
+                if response.infer_response.parameters["triton_final_response"].bool_param:
+                    return
+        except grpc.RpcError as exc:
+            raise _rpc_error(exc) from exc
+        finally:
+            call.cancel()

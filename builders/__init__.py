@@ -1,0 +1,1 @@
+"""Builders: Hugging Face checkpoint -> ONNX -> (TensorRT plan) -> deployable Triton model repository."""

@@ -1,0 +1,24 @@
+"""Build the embedded demo repository: every family's tiny (or shipped) model, built by the user-facing path."""
+from __future__ import annotations
+
+import importlib
+import shutil
+from pathlib import Path
+
+from builders.progress import step
+
+# family -> module exposing build_demo(repo: Path, work: Path) -> list[str] (public ids it served)
+FAMILIES: dict[str, str] = {}
+
+
+def build_demo(repo: Path, work: Path, only: list[str] | None = None) -> list[str]:
+    if repo.exists():
+        shutil.rmtree(repo)
+    repo.mkdir(parents=True)
+    served: list[str] = []
+    for family, module in FAMILIES.items():
+        if only and family not in only:
+            continue
+        with step(f"demo: {family}"):
+            served += importlib.import_module(module).build_demo(repo, work / family)
+    return served

@@ -1,0 +1,1 @@
+"""Process launchers for the embedded stack: a real tritonserver plus the OpenAI adapter."""

@@ -1,0 +1,106 @@
+"""CLI: `python -m launcher triton ...` runs tritonserver alone; `python -m launcher serve ...` runs the stack."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from launcher.process import ProcessStartError, free_port
+from launcher.tritonserver import TritonInstall, TritonServer, embedded_install
+
+
+def _install(args: argparse.Namespace) -> TritonInstall:
+    if args.tritonserver:
+        binary = Path(args.tritonserver)
+        return TritonInstall(binary=binary, backend_dir=Path(args.backend_dir or binary.parent.parent / "backends"))
+    return embedded_install()
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def _triton(args: argparse.Namespace) -> TritonServer:
+    return TritonServer(args.model_repository, http_port=args.http_port or free_port(),
+                        grpc_port=args.grpc_port or free_port(), metrics_port=args.metrics_port or free_port(),
+                        log_file=Path(args.log_dir) / "tritonserver.log", install=_install(args))
+
+
+def cmd_triton(args: argparse.Namespace) -> int:
+    server = _triton(args)
+    server.start()
+    try:
+        server.wait_ready(args.timeout)
+    except ProcessStartError as exc:
+        server.stop()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"tritonserver ready: grpc {server.grpc_url}, http {server.http_url} (log: {server.log_file})", flush=True)
+    if args.check:
+        server.stop()
+        return 0
+    try:
+        _wait_for_signal()
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from launcher.adapter_process import AdapterServer  # noqa: PLC0415
+
+    server = _triton(args)
+    adapter = AdapterServer(triton_grpc_url="", port=args.port, host=args.host,
+                            log_file=Path(args.log_dir) / "adapter.log")
+    try:
+        server.start()
+        server.wait_ready(args.timeout)
+        adapter.triton_grpc_url = server.grpc_url
+        adapter.start()
+        adapter.wait_ready(args.timeout)
+    except ProcessStartError as exc:
+        adapter.stop()
+        server.stop()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"OpenAI-compatible API ready at {adapter.base_url}  (Triton grpc {server.grpc_url}; logs in {args.log_dir})",
+          flush=True)
+    try:
+        _wait_for_signal()
+    finally:
+        print("stopping adapter and tritonserver...", flush=True)
+        adapter.stop()
+        server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="launcher", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, fn in (("triton", cmd_triton), ("serve", cmd_serve)):
+        p = sub.add_parser(name)
+        p.set_defaults(fn=fn)
+        p.add_argument("--model-repository", type=Path, required=True)
+        p.add_argument("--http-port", type=int, default=0, help="0 = a free port")
+        p.add_argument("--grpc-port", type=int, default=0)
+        p.add_argument("--metrics-port", type=int, default=0)
+        p.add_argument("--log-dir", default="build/logs")
+        p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for readiness")
+        p.add_argument("--tritonserver", help="path of a tritonserver binary (default: the embedded one)")
+        p.add_argument("--backend-dir", help="backends directory for --tritonserver")
+    sub.choices["triton"].add_argument("--check", action="store_true", help="exit 0 once ready (load check)")
+    serve = sub.choices["serve"]
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9000")))
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Code that runs inside Triton's Python backend; importable and testable without Triton."""

@@ -1,0 +1,88 @@
+"""Session fixtures: the real tritonserver and the real adapter on free ports, talked to over the network."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import httpx
+import openai
+import pytest
+
+from launcher.adapter_process import AdapterServer
+from launcher.process import ProcessStartError, free_port
+from launcher.tritonserver import TritonServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def model_repository() -> Path:
+    """The demo repository (`make test` builds it first); MODEL_REPOSITORY points elsewhere when set."""
+    repo = Path(os.environ.get("MODEL_REPOSITORY", ROOT / "build" / "model_repository"))
+    if not repo.exists():
+        from builders.demo import build_demo  # noqa: PLC0415  (heavy imports only when needed)
+
+        build_demo(repo, repo.parent / "work")
+    return repo
+
+
+def _start(process, wait) -> None:
+    process.start()
+    try:
+        wait()
+    except ProcessStartError as exc:
+        process.stop()
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def triton(model_repository: Path, logs_dir: Path) -> Iterator[TritonServer]:
+    server = TritonServer(model_repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
+                          log_file=logs_dir / "tritonserver.log")
+    _start(server, lambda: server.wait_ready(600))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def start_adapter(triton: TritonServer, logs_dir: Path) -> Iterator[Callable[..., AdapterServer]]:
+    """Factory for extra adapters with their own environment (auth, limits); all stopped at session end."""
+    started: list[AdapterServer] = []
+
+    def start(env: dict[str, str] | None = None, triton_grpc_url: str | None = None) -> AdapterServer:
+        port = free_port()
+        adapter = AdapterServer(triton_grpc_url or triton.grpc_url, port, logs_dir / f"adapter-{port}.log", env=env)
+        _start(adapter, lambda: adapter.wait_ready(120))
+        started.append(adapter)
+        return adapter
+
+    yield start
+    for adapter in started:
+        adapter.stop()
+
+
+@pytest.fixture(scope="session")
+def adapter(start_adapter) -> AdapterServer:
+    return start_adapter()
+
+
+@pytest.fixture(scope="session")
+def openai_client(adapter: AdapterServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=adapter.base_url, api_key="unused", max_retries=0, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def async_openai_client(adapter: AdapterServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=adapter.base_url, api_key="unused", max_retries=0, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def http(adapter: AdapterServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=adapter.url, timeout=300) as client:
+        yield client
