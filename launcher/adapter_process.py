@@ -30,5 +30,6 @@ class AdapterServer(ManagedProcess):
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        self.wait_until(lambda: http_ok(f"{self.url}/health/ready"), timeout)
+    def wait_ready(self, timeout: float = 120.0, path: str = "/health/ready") -> None:
+        """path="/health" waits only for the process (e.g. when Triton is meant to be down)."""
+        self.wait_until(lambda: http_ok(f"{self.url}{path}"), timeout)

@@ -51,14 +51,18 @@ def triton(model_repository: Path, logs_dir: Path) -> Iterator[TritonServer]:
 
 
 @pytest.fixture(scope="session")
-def start_adapter(triton: TritonServer, logs_dir: Path) -> Iterator[Callable[..., AdapterServer]]:
-    """Factory for extra adapters with their own environment (auth, limits); all stopped at session end."""
+def start_adapter(request: pytest.FixtureRequest, logs_dir: Path) -> Iterator[Callable[..., AdapterServer]]:
+    """Factory for extra adapters with their own environment (auth, limits); all stopped at session end.
+
+    Without triton_grpc_url an adapter talks to the session's tritonserver (started on first need)."""
     started: list[AdapterServer] = []
 
-    def start(env: dict[str, str] | None = None, triton_grpc_url: str | None = None) -> AdapterServer:
+    def start(env: dict[str, str] | None = None, triton_grpc_url: str | None = None,
+              ready_path: str = "/health/ready") -> AdapterServer:
         port = free_port()
-        adapter = AdapterServer(triton_grpc_url or triton.grpc_url, port, logs_dir / f"adapter-{port}.log", env=env)
-        _start(adapter, lambda: adapter.wait_ready(120))
+        url = triton_grpc_url or request.getfixturevalue("triton").grpc_url
+        adapter = AdapterServer(url, port, logs_dir / f"adapter-{port}.log", env=env)
+        _start(adapter, lambda: adapter.wait_ready(120, ready_path))
         started.append(adapter)
         return adapter
 
