@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine: `make serve` and `make test`. Both are idempotent: the venv is
 # rebuilt only when requirements change, the demo repository only when builders/runtime/templates change.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,8 +18,8 @@ venv: $(INSTALLED)
 
 $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location '" || true; }
+	$(PY) -m pip install -q --no-deps -e . 2>&1 | { grep -v "^WARNING: Location '" || true; }
 	touch $@
 
 repo: $(REPO)/.built
