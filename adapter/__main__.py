@@ -15,8 +15,10 @@ def main() -> None:
     args = parser.parse_args()
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # SIGTERM: uvicorn stops accepting, lets in-flight requests (streams) run up to the deadline, then cancels them.
+    # Its own access log is off when ours (JSON, with request id and model) is on.
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=settings.log_level,
-                timeout_graceful_shutdown=30)
+                timeout_graceful_shutdown=settings.shutdown_timeout_s, access_log=not settings.access_log)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,16 @@ from fastapi import FastAPI
 
 from adapter.errors import install_error_handlers
 from adapter.model_registry import ModelRegistry
-from adapter.routers import health, models
+from adapter.middleware import install_hardening
+from adapter.routers import health, metrics, models
+from adapter.routers import chat, completions
+from adapter.routers import images
+from adapter.routers import embeddings
 from adapter.settings import Settings, get_settings
 from adapter.triton_client import TritonClient
 
-ROUTERS = [health.router, models.router]
+ROUTERS = [health.router, models.router, metrics.router, chat.router, completions.router,
+           images.router, embeddings.router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="triton-openai", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    install_hardening(app, settings)
     for router in ROUTERS:
         app.include_router(router)
     return app

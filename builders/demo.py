@@ -8,7 +8,11 @@ from pathlib import Path
 from builders.progress import step
 
 # family -> module exposing build_demo(repo: Path, work: Path) -> list[str] (public ids it served)
-FAMILIES: dict[str, str] = {}
+FAMILIES: dict[str, str] = {
+    "sdxl": "builders.sdxl",
+    "llm": "builders.llm",
+    "embeddings": "builders.embeddings",
+}
 
 
 def build_demo(repo: Path, work: Path, only: list[str] | None = None) -> list[str]:

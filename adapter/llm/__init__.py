@@ -1,0 +1,1 @@
+"""Chat and text completions: wire protocol, generation on Triton's decoupled generator, JSON and SSE."""

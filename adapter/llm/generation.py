@@ -1,0 +1,177 @@
+"""One generation: a generator request on Triton per prompt, merged into one stream of steps.
+
+Each Triton response (see the contract in runtime/llm/protocol.py) becomes a `Step`: text deltas of some
+choices (indices made global: prompt p, choice i -> p * n + i) and the usage so far over all prompts.
+`start()` waits for every prompt's first response, so caller errors (prompt too long, ...) surface before
+an HTTP response has begun; `close()` (also when the client goes away) cancels the Triton requests.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import numpy as np
+import orjson
+
+from adapter import metrics
+from adapter.errors import internal_error
+from adapter.triton_client import Tensors, TritonClient
+
+REQUEST_INPUT = "request"
+RESPONSE_OUTPUT = "response"
+_DONE = object()
+
+
+@dataclass
+class ChoiceDelta:
+    index: int
+    text: str
+    finish_reason: str | None = None
+    logprobs: list[dict[str, Any]] | None = None  # the contract's logprobs.content entries of these tokens
+
+
+@dataclass
+class Step:
+    choices: list[ChoiceDelta]
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def request_tensors(payload: dict[str, Any]) -> Tensors:
+    return {REQUEST_INPUT: np.array([orjson.dumps(payload)], dtype=np.object_)}
+
+
+def parse_response(tensors: Tensors) -> dict[str, Any]:
+    return orjson.loads(tensors[RESPONSE_OUTPUT].reshape(-1)[0])
+
+
+class Generation:
+    """Reader tasks (one per prompt) put Triton responses on a queue as they arrive; `batches()` hands over
+    everything that has arrived since the last call, so a busy event loop sends one SSE write for several
+    tokens instead of one each (streaming keeps up with non-streaming under load)."""
+
+    def __init__(self, triton: TritonClient, model: str, payloads: list[dict[str, Any]], n: int,
+                 request_id: str, echo: bool = False):
+        self.model, self.n, self.echo = model, n, echo
+        self.num_choices = len(payloads) * n
+        self._triton, self._payloads, self._request_id = triton, payloads, request_id
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._readers: list[asyncio.Task] = []
+        self._running = len(payloads)
+        self._closed = False
+        self._first: list[tuple[int, Any, BaseException | None]] = []
+        self._usage = [(0, 0)] * len(payloads)  # (prompt, completion) tokens per prompt, cumulative
+        self._prompt_text: dict[int, str] = {}
+        self._started_choices: set[int] = set()
+        self._finished: set[int] = set()
+        self._t0 = time.perf_counter()
+        self._last_token_at: float | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(u[0] for u in self._usage)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(u[1] for u in self._usage)
+
+    def echoed(self, index: int) -> str:
+        """The prompt text put before choice `index` (echo), "" without echo."""
+        return self._prompt_text.get(index // self.n, "") if self.echo else ""
+
+    async def start(self) -> None:
+        """Send every prompt and wait for its first response; errors raise here (OpenAIError)."""
+        self._readers = [asyncio.create_task(self._read(p, payload)) for p, payload in enumerate(self._payloads)]
+        waiting = set(range(len(self._payloads)))
+        try:
+            while waiting:
+                item = await self._queue.get()
+                if item[2] is not None:
+                    raise item[2]
+                self._first.append(item)
+                waiting.discard(item[0])
+        except BaseException:
+            self.close()
+            raise
+
+    async def batches(self) -> AsyncIterator[list[Step]]:
+        """The steps that have arrived, in arrival order, as soon as there is at least one."""
+        try:
+            arrived, self._first = self._first, []
+            while self._running:
+                if not arrived:
+                    arrived.append(await self._queue.get())
+                while not self._queue.empty():
+                    arrived.append(self._queue.get_nowait())
+                steps = [self._take(item) for item in arrived]
+                arrived = []
+                steps = [s for s in steps if s is not None]
+                if steps:
+                    yield steps
+            if len(self._finished) < self.num_choices:
+                raise internal_error(f"The generator ended {self.num_choices - len(self._finished)} choice(s) "
+                                     "without a finish_reason.")
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Cancel what is still running on Triton (idempotent, never waits: safe while being cancelled)."""
+        if self._closed:
+            return
+        self._closed = True
+        for reader in self._readers:
+            reader.cancel()
+        metrics.record_tokens(self.model, self.prompt_tokens, self.completion_tokens)
+
+    async def _read(self, p: int, payload: dict[str, Any]) -> None:
+        stream = self._triton.stream(self.model, request_tensors(payload), request_id=f"{self._request_id}-{p}")
+        try:
+            async with aclosing(stream) as responses:  # closing cancels the Triton request
+                async for tensors in responses:
+                    self._queue.put_nowait((p, tensors, None))
+            self._queue.put_nowait((p, _DONE, None))
+        except Exception as exc:  # noqa: BLE001  (handed to the consumer, which raises it)
+            self._queue.put_nowait((p, None, exc))
+
+    def _take(self, item: tuple[int, Any, BaseException | None]) -> Step | None:
+        p, tensors, exc = item
+        if exc is not None:
+            raise exc
+        if tensors is _DONE:
+            self._running -= 1
+            return None
+        return self._step(p, parse_response(tensors))
+
+    def _step(self, p: int, response: dict[str, Any]) -> Step:
+        if "prompt_text" in response:
+            self._prompt_text[p] = response["prompt_text"]
+        usage = response.get("usage")
+        if usage:
+            self._usage[p] = (usage["prompt_tokens"], usage["completion_tokens"])
+        choices = [self._delta(p, c) for c in response.get("choices", ())]
+        self._record_timing(choices)
+        return Step(choices, self.prompt_tokens, self.completion_tokens)
+
+    def _delta(self, p: int, choice: dict[str, Any]) -> ChoiceDelta:
+        index = p * self.n + choice["index"]
+        text = choice.get("text") or ""
+        if index not in self._started_choices:
+            self._started_choices.add(index)
+            text = self.echoed(index) + text
+        if choice.get("finish_reason"):
+            self._finished.add(index)
+        logprobs = choice.get("logprobs")
+        return ChoiceDelta(index, text, choice.get("finish_reason"), logprobs["content"] if logprobs else None)
+
+    def _record_timing(self, choices: list[ChoiceDelta]) -> None:
+        if not any(c.text or c.logprobs for c in choices):
+            return
+        now = time.perf_counter()
+        if self._last_token_at is None:
+            metrics.record_first_token(self.model, now - self._t0)
+        else:
+            metrics.record_inter_token(self.model, now - self._last_token_at)
+        self._last_token_at = now

@@ -1,0 +1,300 @@
+"""Wire models of /v1/chat/completions and /v1/completions, fields ordered like the OpenAI reference.
+
+Extensions beyond OpenAI are marked `# extension`. `to_sampling()` turns a request into the generator's
+`sampling` object (see /tmp/llm_contract.md, mirrored in runtime/llm/protocol.py). Range checks that need
+no model live here (pydantic -> 400 with `param`); checks against the model's context window and vocabulary
+live in adapter.llm.limits.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, ValidationInfo, field_validator, model_serializer
+
+from adapter.protocol import OpenAIRequest
+
+MAX_STOP = 4
+FinishReason = Literal["stop", "length"]
+Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+    continuous_usage_stats: bool = False  # extension (vLLM; sent by guidellm): usage on every chunk
+
+
+class TextContentPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    # "developer" is OpenAI's newer name for "system"; tool messages come with tool calling (later).
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextContentPart] | None = None
+    name: str | None = None
+
+    def flat(self) -> dict[str, str]:
+        """{"role", "content"} with content as one string, as the generator's chat template expects."""
+        content = self.content or ""
+        if isinstance(content, list):
+            content = "\n".join(part.text for part in content)  # vLLM joins text parts the same way
+        return {"role": "system" if self.role == "developer" else self.role, "content": content}
+
+
+class _SamplingRequest(OpenAIRequest):
+    """Fields and checks shared by both endpoints (each subclass lists them in its own docs order)."""
+
+    @field_validator("stop", check_fields=False)
+    @classmethod
+    def _at_most_four_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(stop, list) and len(stop) > MAX_STOP:
+            raise ValueError(f"at most {MAX_STOP} stop sequences are supported, got {len(stop)}")
+        return stop
+
+    @field_validator("logit_bias", check_fields=False)
+    @classmethod
+    def _bias_keys_and_range(cls, bias: dict[str, float] | None) -> dict[str, float] | None:
+        for key, value in (bias or {}).items():
+            if not key.strip().lstrip("-").isdigit():
+                raise ValueError(f"keys must be token ids (integers as strings), got {key!r}")
+            if not -100.0 <= value <= 100.0:
+                raise ValueError(f"bias values must be in [-100, 100], got {value} for token {key}")
+        return bias
+
+    def _common_sampling(self, max_tokens: int | None) -> dict[str, Any]:
+        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return {
+            "temperature": 1.0 if self.temperature is None else self.temperature,
+            "top_p": 1.0 if self.top_p is None else self.top_p,
+            "presence_penalty": self.presence_penalty or 0.0,
+            "frequency_penalty": self.frequency_penalty or 0.0,
+            "logit_bias": {str(int(k)): float(v) for k, v in (self.logit_bias or {}).items()},
+            "seed": self.seed,
+            "n": self.n or 1,
+            "max_tokens": max_tokens,  # None: the generator uses the rest of the context window
+            "stop": [s for s in stop if s],
+            "ignore_eos": bool(self.ignore_eos),
+        }
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and (self.stream_options.include_usage
+                                             or self.stream_options.continuous_usage_stats))
+
+    @property
+    def continuous_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.continuous_usage_stats)
+
+
+class ChatCompletionRequest(_SamplingRequest):
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str
+    frequency_penalty: Penalty | None = 0.0
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = False
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)  # deprecated by OpenAI in favour of max_completion_tokens
+    n: int | None = Field(default=1, ge=1, le=128)
+    presence_penalty: Penalty | None = 0.0
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(default=1.0, ge=0.0, le=2.0)
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_p: float | None = Field(default=1.0, gt=0.0, le=1.0)
+    user: str | None = None
+    ignore_eos: bool | None = False  # extension (vLLM; sent by guidellm): generate past EOS up to max_tokens
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _needs_logprobs(cls, top: int | None, info: ValidationInfo) -> int | None:
+        if top and not info.data.get("logprobs"):
+            raise ValueError("`logprobs` must be true when `top_logprobs` is used")
+        return top
+
+    @property
+    def max_tokens_param(self) -> str:
+        return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"
+
+    @property
+    def effective_max_tokens(self) -> int | None:
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def to_sampling(self) -> dict[str, Any]:
+        return {**self._common_sampling(self.effective_max_tokens),
+                "logprobs": bool(self.logprobs), "top_logprobs": self.top_logprobs or 0}
+
+    def triton_payload(self) -> dict[str, Any]:
+        return {"messages": [m.flat() for m in self.messages], "sampling": self.to_sampling()}
+
+
+def _prompt_form(prompt: Any) -> str | list[str] | list[int] | list[list[int]]:
+    """One of OpenAI's four prompt forms (checked here so a bad prompt's error names `prompt`)."""
+    def ids(x: Any) -> bool:
+        return isinstance(x, list) and bool(x) and all(isinstance(t, int) and not isinstance(t, bool) for t in x)
+    if isinstance(prompt, str) or ids(prompt):
+        return prompt
+    if isinstance(prompt, list) and prompt and (all(isinstance(x, str) for x in prompt) or all(map(ids, prompt))):
+        return prompt
+    raise ValueError("prompt must be a string, a list of strings, a non-empty list of token ids, "
+                     "or a list of non-empty token-id lists")
+
+
+Prompt = Annotated[Any, BeforeValidator(_prompt_form)]
+
+
+class CompletionRequest(_SamplingRequest):
+    model: str
+    prompt: Prompt
+    best_of: int | None = None  # accepted only where it changes nothing (best_of <= n)
+    echo: bool | None = False
+    frequency_penalty: Penalty | None = 0.0
+    logit_bias: dict[str, float] | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+    max_tokens: int | None = Field(default=None, ge=1)  # OpenAI's default is 16; ours is the rest of the context
+    n: int | None = Field(default=1, ge=1, le=128)
+    presence_penalty: Penalty | None = 0.0
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    suffix: str | None = None
+    temperature: float | None = Field(default=1.0, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=1.0, gt=0.0, le=1.0)
+    user: str | None = None
+    ignore_eos: bool | None = False  # extension (vLLM; sent by guidellm)
+
+    @field_validator("best_of")
+    @classmethod
+    def _best_of_is_n(cls, best_of: int | None, info: ValidationInfo) -> int | None:
+        if best_of is not None and best_of > (info.data.get("n") or 1):
+            raise ValueError("best_of > n is not supported")
+        return best_of
+
+    @field_validator("suffix")
+    @classmethod
+    def _no_suffix(cls, suffix: str | None) -> str | None:
+        if suffix:
+            raise ValueError("suffix (insertion) is not supported by this model")
+        return suffix
+
+    def prompts(self) -> list[dict[str, Any]]:
+        """One generator prompt per entry: {"prompt": text} or {"prompt_token_ids": ids}."""
+        p = self.prompt
+        if isinstance(p, str):
+            return [{"prompt": p}]
+        if all(isinstance(x, int) for x in p):
+            return [{"prompt_token_ids": list(p)}]
+        return [{"prompt": x} if isinstance(x, str) else {"prompt_token_ids": list(x)} for x in p]
+
+    def to_sampling(self) -> dict[str, Any]:
+        return {**self._common_sampling(self.max_tokens),
+                "logprobs": self.logprobs is not None, "top_logprobs": self.logprobs or 0}
+
+    def triton_payloads(self) -> list[dict[str, Any]]:
+        sampling, echo = self.to_sampling(), bool(self.echo)
+        return [{**prompt, "sampling": sampling, "echo": echo} for prompt in self.prompts()]
+
+
+# ---- responses -------------------------------------------------------------------------------------------
+
+# The spec types system_fingerprint as a plain string; we have none to offer, so the key is left out.
+Fingerprint = Field(default=None, exclude_if=lambda v: v is None)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob] = []
+
+
+class ChatLogprobs(BaseModel):
+    content: list[TokenLogprob] | None = None
+    refusal: list[TokenLogprob] | None = None
+
+
+class ChatResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+
+
+class ChatChoice(BaseModel):
+    finish_reason: FinishReason
+    index: int
+    message: ChatResponseMessage
+    logprobs: ChatLogprobs | None = None
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    choices: list[ChatChoice]
+    created: int
+    model: str
+    system_fingerprint: str | None = Fingerprint
+    object: Literal["chat.completion"] = "chat.completion"
+    usage: Usage
+
+
+class ChatDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+    @model_serializer
+    def _only_set(self) -> dict[str, Any]:  # deltas carry only what changed: {"content": "x"}, {}
+        return {k: v for k, v in (("role", self.role), ("content", self.content)) if v is not None}
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: ChatDelta
+    logprobs: ChatLogprobs | None = None
+    finish_reason: FinishReason | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    choices: list[ChatChunkChoice]
+    created: int
+    model: str
+    system_fingerprint: str | None = Fingerprint
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    usage: Usage | None = None
+
+
+class CompletionLogprobs(BaseModel):
+    """The legacy completions shape: parallel lists per generated token."""
+    text_offset: list[int] = []
+    token_logprobs: list[float | None] = []
+    tokens: list[str] = []
+    top_logprobs: list[dict[str, float] | None] = []
+
+
+class CompletionChoice(BaseModel):
+    finish_reason: FinishReason | None = None  # null only on streamed chunks before the end
+    index: int
+    logprobs: CompletionLogprobs | None = None
+    text: str
+
+
+class CompletionResponse(BaseModel):
+    """Both the response and each streamed chunk (OpenAI uses one shape for both)."""
+    id: str
+    choices: list[CompletionChoice]
+    created: int
+    model: str
+    system_fingerprint: str | None = Fingerprint
+    object: Literal["text_completion"] = "text_completion"
+    usage: Usage | None = None

@@ -1,0 +1,84 @@
+"""Assembling OpenAI responses from generation steps: whole (JSON) here, chunk by chunk in adapter.llm.sse."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapter.llm.generation import Generation
+from adapter.llm.protocol import (ChatChoice, ChatCompletionResponse, ChatLogprobs, ChatResponseMessage,
+                                  CompletionChoice, CompletionLogprobs, CompletionResponse, TokenLogprob, Usage)
+
+
+@dataclass(frozen=True)
+class ResponseMeta:
+    id: str
+    created: int
+    model: str
+
+    @classmethod
+    def new(cls, prefix: str, model: str) -> "ResponseMeta":
+        return cls(f"{prefix}-{uuid.uuid4().hex}", int(time.time()), model)
+
+
+def usage_of(prompt_tokens: int, completion_tokens: int) -> Usage:
+    return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                 total_tokens=prompt_tokens + completion_tokens)
+
+
+def chat_logprobs(entries: list[dict[str, Any]] | None) -> ChatLogprobs | None:
+    return None if entries is None else ChatLogprobs(content=[TokenLogprob(**e) for e in entries])
+
+
+def legacy_logprobs(entries: list[dict[str, Any]], text_offset: int) -> CompletionLogprobs:
+    """Chat-shaped token logprobs -> the completions API's parallel lists; offsets count from text_offset."""
+    out = CompletionLogprobs()
+    for entry in entries:
+        out.tokens.append(entry["token"])
+        out.token_logprobs.append(entry["logprob"])
+        out.top_logprobs.append({t["token"]: t["logprob"] for t in entry.get("top_logprobs") or ()})
+        out.text_offset.append(text_offset)
+        text_offset += len(entry["token"])
+    return out
+
+
+@dataclass
+class _Choice:
+    text: list[str] = field(default_factory=list)
+    logprobs: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None
+
+
+async def _collect(generation: Generation, want_logprobs: bool) -> list[_Choice]:
+    choices = [_Choice(logprobs=[] if want_logprobs else None) for _ in range(generation.num_choices)]
+    async for steps in generation.batches():
+        for delta in (d for step in steps for d in step.choices):
+            choice = choices[delta.index]
+            choice.text.append(delta.text)
+            if delta.logprobs and choice.logprobs is not None:
+                choice.logprobs.extend(delta.logprobs)
+            choice.finish_reason = delta.finish_reason or choice.finish_reason
+    return choices
+
+
+async def chat_response(generation: Generation, meta: ResponseMeta, logprobs: bool) -> ChatCompletionResponse:
+    choices = await _collect(generation, logprobs)
+    return ChatCompletionResponse(
+        id=meta.id, created=meta.created, model=meta.model,
+        choices=[ChatChoice(index=i, finish_reason=c.finish_reason,
+                            message=ChatResponseMessage(content="".join(c.text)), logprobs=chat_logprobs(c.logprobs))
+                 for i, c in enumerate(choices)],
+        usage=usage_of(generation.prompt_tokens, generation.completion_tokens))
+
+
+async def completion_response(generation: Generation, meta: ResponseMeta, logprobs: bool) -> CompletionResponse:
+    choices = await _collect(generation, logprobs)
+    out = []
+    for i, c in enumerate(choices):
+        text = "".join(c.text)
+        # Generated tokens follow the echoed prompt, so their offsets start after it.
+        lp = None if c.logprobs is None else legacy_logprobs(c.logprobs, len(generation.echoed(i)))
+        out.append(CompletionChoice(index=i, text=text, finish_reason=c.finish_reason, logprobs=lp))
+    return CompletionResponse(id=meta.id, created=meta.created, model=meta.model, choices=out,
+                              usage=usage_of(generation.prompt_tokens, generation.completion_tokens))

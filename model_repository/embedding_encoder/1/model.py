@@ -1,0 +1,27 @@
+"""Triton shell of the encoder step: the dynamic batcher's requests -> one length-sorted engine pass -> split."""
+import json
+from pathlib import Path
+
+import triton_python_backend_utils as pb_utils
+
+from runtime.embeddings.batching import TokenBlock, encode_blocks
+from runtime.embeddings.params import EncoderParams
+from runtime.embeddings.session import OrtEncoderSession
+from runtime.triton_shell import input_array, model_parameters, to_triton_error
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.params = EncoderParams.from_parameters(model_parameters(json.loads(args["model_config"])))
+        engine = Path(args["model_repository"]) / args["model_version"] / self.params.engine_file
+        self.session = OrtEncoderSession(engine, self.params.ort)
+
+    def execute(self, requests):
+        blocks = [TokenBlock(input_array(pb_utils, r, "INPUT_IDS"), input_array(pb_utils, r, "ATTENTION_MASK"))
+                  for r in requests]
+        try:
+            vectors = encode_blocks(blocks, self.session, self.params.pooling, self.params.max_batch_tokens)
+        except Exception as exc:  # noqa: BLE001  (an engine failure fails the whole merged batch)
+            error = to_triton_error(pb_utils, exc)
+            return [pb_utils.InferenceResponse(error=error) for _ in requests]
+        return [pb_utils.InferenceResponse([pb_utils.Tensor("EMBEDDINGS", v)]) for v in vectors]

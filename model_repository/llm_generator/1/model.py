@@ -1,0 +1,58 @@
+"""Triton shell of the LLM generator: requests in, the scheduler's background loop streams the responses.
+
+execute() only parses and enqueues (so new requests join the running batch between decode steps); the
+scheduler thread sends every response through the request's response sender.
+"""
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from runtime.llm.generator import Generator
+from runtime.llm.protocol import GeneratorConfig
+from runtime.triton_shell import input_scalar, model_parameters, to_triton_error
+
+
+class TritonSink:
+    """ResponseSink over a decoupled response sender."""
+
+    def __init__(self, sender):
+        self.sender = sender
+
+    def send(self, payload: str, final: bool) -> None:
+        out = pb_utils.Tensor("response", np.array([payload.encode("utf-8")], dtype=np.object_))
+        flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
+        self.sender.send(pb_utils.InferenceResponse(output_tensors=[out]), flags=flags)
+
+    def fail(self, error: BaseException) -> None:
+        self.sender.send(pb_utils.InferenceResponse(error=to_triton_error(pb_utils, error)),
+                         flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+    def cancelled(self) -> bool:
+        return self.sender.is_cancelled()
+
+    def close(self) -> None:
+        try:  # Triton keeps a request in flight until its final flag, cancelled or not
+            self.sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        except Exception:  # noqa: BLE001  (already closed on Triton's side)
+            pass
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        version_dir = f"{args['model_repository']}/{args['model_version']}"
+        self.generator = Generator(version_dir, GeneratorConfig.from_parameters(model_parameters(config)))
+        self.generator.start()
+
+    def execute(self, requests):
+        for request in requests:
+            sink = TritonSink(request.get_response_sender())
+            try:
+                self.generator.submit(input_scalar(pb_utils, request, "request"), sink)
+            except Exception as exc:  # noqa: BLE001  (ClientError -> 400; anything else -> 500 with a traceback)
+                sink.fail(exc)
+        return None
+
+    def finalize(self):
+        self.generator.stop()

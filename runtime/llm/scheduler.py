@@ -1,0 +1,188 @@
+"""Continuous batching: a background loop that admits waiting jobs between decode steps (batched prefill),
+decodes one token for every running choice (batched), and lets finished or cancelled jobs leave.
+
+The loop owns the engine session and every job's state; other threads only call submit() and stop().
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+from runtime.llm.sampling import Sampled, greedy_rows
+from runtime.llm.sequence import Choice, Job, Vocab
+from runtime.llm.session import EngineSession
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, session: EngineSession, vocab: Vocab, max_batch_size: int,
+                 max_prefill_tokens: int = 8192, cancel_check_s: float = 0.05):
+        self.session, self.vocab = session, vocab
+        self.max_batch_size, self.max_prefill_tokens = max_batch_size, max_prefill_tokens
+        self.cancel_check_s = cancel_check_s
+        self.free_slots = list(range(max_batch_size - 1, -1, -1))
+        self.waiting: deque[Job] = deque()
+        self.running: list[Job] = []
+        self.steps = 0
+        self._lock = threading.Condition()
+        self._stopped = False
+        self._last_cancel_check = 0.0
+        self._thread: threading.Thread | None = None
+
+    # -- other threads ------------------------------------------------------------------------------------
+    def submit(self, job: Job) -> None:
+        if job.params.n > self.max_batch_size:
+            raise ValueError(f"n={job.params.n} exceeds the batch size {self.max_batch_size}")
+        with self._lock:
+            self.waiting.append(job)
+            self._lock.notify()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="llm-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            self._stopped = True
+            self._lock.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- the loop -----------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stopped and not self.waiting and not self.running:
+                    self._lock.wait()
+                if self._stopped:
+                    break
+            try:
+                self.step()
+            except Exception as exc:  # an engine failure must not hang the clients: fail their jobs
+                log.exception("generation step failed")
+                self._fail_all(exc)
+        self._fail_all(RuntimeError("generator stopped"))
+
+    def step(self) -> None:
+        """One scheduling round: drop cancelled jobs, admit and prefill waiting ones, decode the running ones."""
+        self._drop_cancelled()
+        admitted = self._admit()
+        if admitted:
+            self._prefill(admitted)
+        if self.running:  # the engine decodes every live slot together, the just-prefilled ones included
+            self._decode(self.running)
+        for job in list(self.running):
+            self._emit(job)
+        self.steps += 1
+
+    def run_until_idle(self) -> None:
+        """Drive the loop in the caller's thread (tests, the in-process benchmark)."""
+        while self.waiting or self.running:
+            self.step()
+
+    # -- admission and prefill ----------------------------------------------------------------------------
+    def _admit(self) -> list[Job]:
+        admitted: list[Job] = []
+        width = 0
+        with self._lock:
+            while self.waiting and self.waiting[0].params.n <= len(self.free_slots):
+                job = self.waiting[0]
+                width = max(width, len(job.prompt.token_ids))
+                if admitted and width * (len(admitted) + 1) > self.max_prefill_tokens:
+                    break
+                self.waiting.popleft()
+                for choice in job.choices:
+                    choice.slot = self.free_slots.pop()
+                admitted.append(job)
+        return admitted
+
+    def _prefill(self, jobs: list[Job]) -> None:
+        logits = self.session.prefill([j.choices[0].slot for j in jobs], [j.prompt.token_ids for j in jobs])
+        for job, row in zip(jobs, logits):
+            self.session.fork(job.choices[0].slot, [c.slot for c in job.choices[1:]])
+            for choice in job.choices:
+                self._accept(job, choice, choice.sampler.sample(row))
+            self.running.append(job)
+
+    # -- decode -------------------------------------------------------------------------------------------
+    def _decode(self, jobs: list[Job]) -> None:
+        active = [(job, c) for job in jobs for c in job.choices if not c.finished]
+        if not active:
+            return
+        logits = self.session.decode([c.slot for _, c in active], [c.token_ids[-1] for _, c in active])
+        plain = [i for i, (_, c) in enumerate(active) if c.sampler.plain_greedy]
+        if plain:
+            for i, token in zip(plain, greedy_rows(logits[plain])):
+                job, choice = active[i]
+                self._accept(job, choice, Sampled(int(token)))
+        plain_set = set(plain)
+        for i, (job, choice) in enumerate(active):
+            if i not in plain_set:
+                self._accept(job, choice, choice.sampler.sample(logits[i]))
+
+    def _accept(self, job: Job, choice: Choice, sampled: Sampled) -> None:
+        choice.accept(sampled, self.vocab, job.params.ignore_eos)
+        if choice.finished:
+            self._free(choice)
+
+    def _free(self, choice: Choice) -> None:
+        if choice.slot >= 0:
+            self.session.release(choice.slot)
+            self.free_slots.append(choice.slot)
+            choice.slot = -1
+
+    # -- leaving ------------------------------------------------------------------------------------------
+    def _emit(self, job: Job) -> None:
+        try:
+            job.flush()
+        except Exception:  # the client is gone (a send on a cancelled request fails): drop it
+            log.info("dropping a job whose response could not be sent", exc_info=True)
+            self._leave(job)
+            job.sink.close()
+            return
+        if job.done:
+            self._leave(job)
+
+    def _leave(self, job: Job) -> None:
+        for choice in job.choices:
+            self._free(choice)
+        if job in self.running:
+            self.running.remove(job)
+
+    def _drop_cancelled(self) -> None:
+        now = time.monotonic()
+        if now - self._last_cancel_check < self.cancel_check_s:
+            return
+        self._last_cancel_check = now
+        for job in [j for j in self.running if j.sink.cancelled()]:
+            self._leave(job)
+            job.sink.close()
+        with self._lock:
+            gone = [j for j in self.waiting if j.sink.cancelled()]
+            for job in gone:
+                self.waiting.remove(job)
+        for job in gone:
+            job.sink.close()
+
+    def _fail_all(self, exc: BaseException) -> None:
+        with self._lock:
+            jobs = self.running + list(self.waiting)
+            self.waiting.clear()
+        self.running = []
+        for job in jobs:
+            for choice in job.choices:
+                self._free(choice)
+            try:
+                job.sink.fail(exc)
+            except Exception:  # noqa: BLE001  (best effort: the client may be gone too)
+                log.exception("could not report a failure")
+        self.free_slots = list(range(self.max_batch_size - 1, -1, -1))
+        self.session_reset()
+
+    def session_reset(self) -> None:
+        for slot in range(self.max_batch_size):
+            self.session.release(slot)
+

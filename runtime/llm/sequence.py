@@ -1,0 +1,123 @@
+"""One request (a Job) and its n choices: token bookkeeping, finish reasons, text deltas and logprobs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from runtime.llm.detokenizer import IncrementalDetokenizer
+from runtime.llm.protocol import SamplingParams, response_json
+from runtime.llm.sampling import Sampled, Sampler
+from runtime.llm.stop import StopMatcher
+from runtime.llm.tokenizer import Prompt
+
+_MIN_LOGPROB = -9999.0  # a banned token has logprob -inf, which JSON cannot carry
+
+
+class ResponseSink(Protocol):
+    """Where a job's responses go (the Triton response sender in production, a list in tests)."""
+
+    def send(self, payload: str, final: bool) -> None: ...
+
+    def fail(self, error: BaseException) -> None: ...
+
+    def cancelled(self) -> bool: ...
+
+    def close(self) -> None:
+        """End the stream of a job dropped without a final response (the client went away)."""
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """What sequences need from the tokenizer."""
+    token_bytes: list[bytes]
+    special_ids: frozenset[int]
+    stop_ids: frozenset[int]
+
+    def token_entry(self, token_id: int, logprob: float) -> dict:
+        raw = self.token_bytes[token_id]
+        return {"token": raw.decode("utf-8", errors="replace"), "logprob": max(logprob, _MIN_LOGPROB),
+                "bytes": list(raw)}
+
+
+@dataclass
+class Choice:
+    index: int
+    sampler: Sampler
+    detok: IncrementalDetokenizer
+    stop: StopMatcher
+    max_tokens: int
+    slot: int = -1
+    token_ids: list[int] = field(default_factory=list)
+    finish_reason: str | None = None
+    text: str = ""                     # not yet sent
+    logprobs: list[dict] = field(default_factory=list)  # not yet sent
+    reported: bool = False             # finish_reason sent
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    def accept(self, sampled: Sampled, vocab: Vocab, ignore_eos: bool) -> None:
+        token = sampled.token_id
+        self.token_ids.append(token)
+        if sampled.logprob is not None:
+            entry = vocab.token_entry(token, sampled.logprob)
+            entry["top_logprobs"] = [vocab.token_entry(t, lp) for t, lp in (sampled.top or [])]
+            self.logprobs.append(entry)
+        if token in vocab.stop_ids and not ignore_eos:
+            self._finish("stop")
+            return
+        emitted, matched = self.stop.feed(self.detok.add(token))
+        self.text += emitted
+        if matched:
+            self.finish_reason = "stop"
+        elif len(self.token_ids) >= self.max_tokens:
+            self._finish("length")
+
+    def _finish(self, reason: str) -> None:
+        tail, matched = self.stop.feed(self.detok.flush())
+        self.text += tail if matched else tail + self.stop.flush()
+        self.finish_reason = "stop" if matched else reason
+
+    def delta(self, with_logprobs: bool) -> dict | None:
+        """This choice's part of the next response, or None when it has nothing new."""
+        ends = self.finished and not self.reported
+        if not self.text and not self.logprobs and not ends:
+            return None
+        out = {"index": self.index, "text": self.text, "finish_reason": self.finish_reason if ends else None,
+               "logprobs": {"content": self.logprobs} if with_logprobs else None}
+        self.text, self.logprobs, self.reported = "", [], self.reported or ends
+        return out
+
+
+class Job:
+    """A client request: one prompt, n choices sampled from it, one response stream."""
+
+    def __init__(self, prompt: Prompt, params: SamplingParams, vocab: Vocab, sink: ResponseSink,
+                 max_model_len: int, echo: bool = False):
+        self.prompt, self.params, self.sink, self.echo = prompt, params, sink, echo
+        room = max_model_len - len(prompt.token_ids)
+        limit = min(params.max_tokens, room) if params.max_tokens is not None else room
+        self.choices = [Choice(i, Sampler(params, len(vocab.token_bytes), i),
+                               IncrementalDetokenizer(vocab.token_bytes, vocab.special_ids),
+                               StopMatcher(params.stop), max_tokens=limit) for i in range(params.n)]
+        self._echo_sent = False
+
+    @property
+    def done(self) -> bool:
+        return all(c.finished for c in self.choices)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(len(c.token_ids) for c in self.choices)
+
+    def flush(self) -> None:
+        """Send what the choices produced since the last call (final flag once every choice has ended)."""
+        deltas = [d for d in (c.delta(self.params.logprobs) for c in self.choices) if d is not None]
+        final = self.done
+        if not deltas and not final:
+            return
+        prompt_text = None
+        if self.echo and not self._echo_sent:
+            prompt_text, self._echo_sent = self.prompt.text, True
+        self.sink.send(response_json(deltas, len(self.prompt.token_ids), self.completion_tokens, prompt_text), final)

@@ -1,0 +1,40 @@
+"""Engine sessions behind one small interface, so a TensorRT runner can replace ONNX Runtime per engine."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+ENGINES = ("text_encoder", "text_encoder_2", "unet", "vae_decoder")
+
+
+class Engine(Protocol):
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+EngineFactory = Callable[[Path], Engine]
+
+
+class OrtEngine:
+    """An ONNX Runtime CPU session (external data is found next to the .onnx file); thread-safe run()."""
+
+    def __init__(self, path: Path, threads: int = 0):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        # No busy-waiting between runs: the denoise loop does Python/torch work between UNet calls on the same cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._outputs = [o.name for o in self._session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self._outputs, self._session.run(self._outputs, feeds)))
+
+
+def ort_factory(threads: int = 0) -> EngineFactory:
+    return lambda path: OrtEngine(path, threads)
+
+
+def load_engines(engine_dir: Path, factory: EngineFactory) -> dict[str, Engine]:
+    return {name: factory(Path(engine_dir) / f"{name}.onnx") for name in ENGINES}

@@ -1,0 +1,142 @@
+"""Chat/completions wire protocol: sampling dict, prompt fan-out, and every 400 with its `param` (fake Triton)."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from adapter.app import create_app
+from adapter.llm.protocol import ChatCompletionRequest, CompletionRequest
+from tests.unit.fake_llm_triton import MAX_MODEL_LEN, MODEL, VOCAB_SIZE, FakeRegistry, FakeTriton
+
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+COMPLETION = {"model": MODEL, "prompt": "hi"}
+
+
+@pytest.fixture
+def fake() -> FakeTriton:
+    return FakeTriton()
+
+
+@pytest.fixture
+async def client(fake):
+    app = create_app()
+    app.state.triton, app.state.registry = fake, FakeRegistry()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c
+
+
+def test_chat_sampling_defaults_and_aliases():
+    body = ChatCompletionRequest(**CHAT, max_completion_tokens=7, stop="END", seed=3, ignore_eos=True,
+                                 logprobs=True, top_logprobs=2, logit_bias={"5": -100})
+    sampling = body.to_sampling()
+    assert sampling == {"temperature": 1.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
+                        "logit_bias": {"5": -100.0}, "seed": 3, "n": 1, "max_tokens": 7, "stop": ["END"],
+                        "ignore_eos": True, "logprobs": True, "top_logprobs": 2}
+    assert ChatCompletionRequest(**CHAT, max_tokens=4).to_sampling()["max_tokens"] == 4
+    assert ChatCompletionRequest(**CHAT).to_sampling()["max_tokens"] is None  # rest of the context window
+    assert ChatCompletionRequest(**CHAT, temperature=None, top_p=None, n=None).to_sampling()["temperature"] == 1.0
+
+
+def test_chat_content_parts_and_roles_are_flattened():
+    body = ChatCompletionRequest(model=MODEL, messages=[
+        {"role": "developer", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+        {"role": "assistant", "content": None},
+        {"role": "user", "content": "c", "name": "bob"}])
+    assert body.triton_payload()["messages"] == [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "a\nb"},
+        {"role": "assistant", "content": ""}, {"role": "user", "content": "c"}]
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("abc", [{"prompt": "abc"}]),
+    (["a", "b"], [{"prompt": "a"}, {"prompt": "b"}]),
+    ([1, 2, 3], [{"prompt_token_ids": [1, 2, 3]}]),
+    ([[1, 2], [3]], [{"prompt_token_ids": [1, 2]}, {"prompt_token_ids": [3]}]),
+])
+def test_completion_prompt_forms(prompt, expected):
+    assert CompletionRequest(model=MODEL, prompt=prompt).prompts() == expected
+
+
+def test_completion_logprobs_and_echo_map_to_sampling():
+    payloads = CompletionRequest(model=MODEL, prompt=["a", "b"], logprobs=0, echo=True).triton_payloads()
+    assert [p["echo"] for p in payloads] == [True, True]
+    assert payloads[0]["sampling"]["logprobs"] is True and payloads[0]["sampling"]["top_logprobs"] == 0
+    assert CompletionRequest(**COMPLETION).to_sampling()["logprobs"] is False
+
+
+CHAT_400 = [
+    ({"temperature": 2.1}, "temperature"), ({"temperature": -0.1}, "temperature"),
+    ({"top_p": 0}, "top_p"), ({"top_p": 1.01}, "top_p"),
+    ({"n": 0}, "n"), ({"n": 129}, "n"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"presence_penalty": 2.5}, "presence_penalty"), ({"frequency_penalty": -2.5}, "frequency_penalty"),
+    ({"logit_bias": {"5": 101}}, "logit_bias"), ({"logit_bias": {"5": -100.5}}, "logit_bias"),
+    ({"logit_bias": {"hello": 1}}, "logit_bias"), ({"logit_bias": {str(VOCAB_SIZE): 1}}, "logit_bias"),
+    ({"logit_bias": {"-1": 1}}, "logit_bias"),
+    ({"messages": []}, "messages"),
+    ({"max_tokens": 0}, "max_tokens"), ({"max_completion_tokens": 0}, "max_completion_tokens"),
+    ({"max_tokens": MAX_MODEL_LEN + 1}, "max_tokens"),
+    ({"max_completion_tokens": MAX_MODEL_LEN + 1}, "max_completion_tokens"),
+    ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"), ({"top_logprobs": 2}, "top_logprobs"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+     "messages.0.content"),
+]
+
+
+@pytest.mark.parametrize("change, param", CHAT_400)
+async def test_chat_bad_input_is_400_with_param(client, fake, change, param):
+    response = await client.post("/v1/chat/completions", json={**CHAT, **change})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"]
+    assert error["param"] is not None and error["param"].startswith(param), error
+    assert fake.requests == []  # rejected before reaching Triton
+
+
+COMPLETION_400 = [
+    ({"prompt": []}, "prompt"), ({"prompt": [[]]}, "prompt"), ({"prompt": [1, "a"]}, "prompt"),
+    ({"prompt": [1, VOCAB_SIZE]}, "prompt"), ({"prompt": [[1], [-1]]}, "prompt"),
+    ({"logprobs": 6}, "logprobs"), ({"n": 0}, "n"), ({"stop": ["1", "2", "3", "4", "5"]}, "stop"),
+    ({"max_tokens": 0}, "max_tokens"), ({"max_tokens": MAX_MODEL_LEN + 1}, "max_tokens"),
+    ({"suffix": "tail"}, "suffix"), ({"best_of": 3}, "best_of"), ({"temperature": 3}, "temperature"),
+]
+
+
+@pytest.mark.parametrize("change, param", COMPLETION_400)
+async def test_completion_bad_input_is_400_with_param(client, fake, change, param):
+    response = await client.post("/v1/completions", json={**COMPLETION, **change})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param, response.json()
+    assert fake.requests == []
+
+
+async def test_good_edge_values_are_accepted(client):
+    ok = {"temperature": 0, "top_p": 1, "n": 2, "stop": ["a", "b", "c", "d"], "presence_penalty": -2,
+          "frequency_penalty": 2, "logit_bias": {"0": -100, str(VOCAB_SIZE - 1): 100}, "max_tokens": MAX_MODEL_LEN,
+          "logprobs": True, "top_logprobs": 20, "seed": 2**40, "user": "u-1"}
+    response = await client.post("/v1/chat/completions", json={**CHAT, **ok})
+    assert response.status_code == 200, response.text
+    response = await client.post("/v1/completions", json={**COMPLETION, "logprobs": 5, "best_of": 1, "stop": "x"})
+    assert response.status_code == 200, response.text
+
+
+async def test_generator_client_error_becomes_400_before_streaming(client):
+    for stream in (False, True):
+        response = await client.post("/v1/completions", json={**COMPLETION, "prompt": "TOO LONG", "stream": stream})
+        assert response.status_code == 400
+        assert response.headers["content-type"].startswith("application/json")
+        assert "64" in response.json()["error"]["message"]
+
+
+async def test_one_bad_prompt_in_a_batch_fails_the_request_and_cancels_the_others(client, fake):
+    fake.delay_s = 0.01
+    response = await client.post("/v1/completions", json={**COMPLETION, "prompt": ["fine", "TOO LONG"]})
+    assert response.status_code == 400
+    assert (fake.completed, fake.cancelled) == (0, 1)
+
+
+async def test_unknown_model_is_404(client):
+    response = await client.post("/v1/chat/completions", json={**CHAT, "model": "nope"})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "model_not_found"

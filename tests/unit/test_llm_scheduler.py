@@ -1,0 +1,162 @@
+"""Continuous batching with a fake engine: joins between steps, leaves when done or cancelled, batch limits,
+n choices, finish reasons, usage and the response stream contract."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from runtime.llm.protocol import SamplingParams
+from runtime.llm.scheduler import Scheduler
+from runtime.llm.sequence import Job, Vocab
+from runtime.llm.session import EngineSession
+from runtime.llm.tokenizer import Prompt
+
+V = 20
+EOT = V - 1
+VOCAB = Vocab([bytes([ord("a") + i]) for i in range(V - 1)] + [b"<|eot_id|>"], frozenset({EOT}), frozenset({EOT}))
+
+
+class FakeEngine(EngineSession):
+    """Next token = last token + 1 (so a prompt ending in token t continues t+1, t+2, ... up to EOT)."""
+
+    vocab_size = V
+
+    def __init__(self):
+        self.live: dict[int, list[int]] = {}
+        self.max_live = 0
+        self.decode_sizes: list[int] = []
+
+    def _logits(self, slots):
+        out = np.zeros((len(slots), V), np.float32)
+        for r, s in enumerate(slots):
+            out[r, (self.live[s][-1] + 1) % V] = 10.0
+        return out
+
+    def prefill(self, slots, prompts):
+        for slot, prompt in zip(slots, prompts):
+            assert slot not in self.live, "prefill into a slot that is still live"
+            self.live[slot] = list(prompt)
+        self.max_live = max(self.max_live, len(self.live))
+        return self._logits(slots)
+
+    def decode(self, slots, tokens):
+        assert sorted(slots) == sorted(self.live), "decode must cover exactly the live slots"
+        for slot, token in zip(slots, tokens):
+            self.live[slot].append(token)
+        self.decode_sizes.append(len(slots))
+        return self._logits(slots)
+
+    def fork(self, src, dst):
+        for d in dst:
+            assert d not in self.live
+            self.live[d] = list(self.live[src])
+        self.max_live = max(self.max_live, len(self.live))
+
+    def release(self, slot):
+        self.live.pop(slot, None)
+
+
+class ListSink:
+    def __init__(self, cancel_after: int | None = None):
+        self.responses: list[dict] = []
+        self.finals = 0
+        self.closed = False
+        self.cancel_after = cancel_after
+
+    def send(self, payload, final):
+        assert self.finals == 0, "response after the final flag"
+        self.responses.append(json.loads(payload))
+        self.finals += final
+
+    def fail(self, error):
+        raise AssertionError(f"unexpected failure: {error}")
+
+    def cancelled(self):
+        return self.cancel_after is not None and len(self.responses) >= self.cancel_after
+
+    def close(self):
+        self.closed = True
+
+    def choices(self) -> dict[int, tuple[str, str]]:
+        out: dict[int, tuple[str, str]] = {}
+        for r in self.responses:
+            for c in r["choices"]:
+                text, reason = out.get(c["index"], ("", None))
+                assert reason is None, "choice ended twice"
+                out[c["index"]] = (text + c["text"], c["finish_reason"])
+        return out
+
+
+def job(prompt: list[int], sink: ListSink, max_model_len: int = 64, echo: bool = False, **sampling) -> Job:
+    params = SamplingParams.from_json({"temperature": 0, **sampling}, V)
+    return Job(Prompt(prompt, "PROMPT"), params, VOCAB, sink, max_model_len, echo)
+
+
+def test_jobs_join_between_steps_and_leave_when_done():
+    engine = FakeEngine()
+    sched = Scheduler(engine, VOCAB, max_batch_size=4)
+    first, second = ListSink(), ListSink()
+    sched.submit(job([0], first))
+    sched.step()
+    sched.step()
+    sched.submit(job([10], second))  # joins the running batch
+    sched.run_until_idle()
+    assert first.choices() == {0: ("bcdefghijklmnopqrs", "stop")}  # ends on <|eot_id|>, which adds no text
+    assert second.choices() == {0: ("lmnopqrs", "stop")}
+    assert first.finals == second.finals == 1
+    assert first.responses[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 19}
+    assert 2 in engine.decode_sizes and engine.live == {}
+
+
+def test_batch_size_limit_queues_the_rest():
+    engine = FakeEngine()
+    sched = Scheduler(engine, VOCAB, max_batch_size=2)
+    sinks = [ListSink() for _ in range(5)]
+    for i, sink in enumerate(sinks):
+        sched.submit(job([i], sink, max_tokens=3))
+    sched.run_until_idle()
+    assert engine.max_live == 2
+    assert all(s.choices()[0][1] == "length" and s.responses[-1]["usage"]["completion_tokens"] == 3 for s in sinks)
+
+
+def test_n_choices_share_the_prompt_and_each_ends_once():
+    engine = FakeEngine()
+    sched = Scheduler(engine, VOCAB, max_batch_size=4)
+    sink = ListSink()
+    sched.submit(job([5], sink, n=3, max_tokens=4))
+    sched.run_until_idle()
+    assert sink.choices() == {i: ("ghij", "length") for i in range(3)}
+    assert sink.responses[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 12}
+    assert engine.max_live == 3
+
+
+def test_cancelled_job_leaves_and_frees_its_slot():
+    engine = FakeEngine()
+    sched = Scheduler(engine, VOCAB, max_batch_size=1, cancel_check_s=0.0)
+    gone, later = ListSink(cancel_after=2), ListSink()
+    sched.submit(job([0], gone, ignore_eos=True))
+    sched.submit(job([3], later, max_tokens=2))
+    sched.run_until_idle()
+    assert gone.closed and gone.finals == 0 and len(gone.responses) == 2
+    assert later.choices() == {0: ("ef", "length")}
+
+
+def test_stop_strings_max_tokens_ignore_eos_and_echo():
+    sched = Scheduler(FakeEngine(), VOCAB, max_batch_size=4)
+    stop, eos, echo = ListSink(), ListSink(), ListSink()
+    sched.submit(job([0], stop, stop=["def", "zz"]))
+    sched.submit(job([17], eos, ignore_eos=True, max_tokens=4))
+    sched.submit(job([0], echo, echo=True, max_tokens=4))
+    sched.run_until_idle()
+    assert stop.choices() == {0: ("bc", "stop")}
+    assert eos.choices() == {0: ("sab", "length")}  # <|eot_id|> adds no text and does not stop
+    assert echo.responses[0]["prompt_text"] == "PROMPT" and "prompt_text" not in echo.responses[-1]
+
+
+def test_default_max_tokens_is_the_rest_of_the_context():
+    sink = ListSink()
+    sched = Scheduler(FakeEngine(), VOCAB, max_batch_size=1)
+    sched.submit(job([0, 0, 0], sink, max_model_len=8, ignore_eos=True))
+    sched.run_until_idle()
+    assert sink.choices()[0][1] == "length" and sink.responses[-1]["usage"]["completion_tokens"] == 5

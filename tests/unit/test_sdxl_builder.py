@@ -1,0 +1,143 @@
+"""builders.sdxl: tiny maker determinism, checkpoint checks, ONNX export with external data == torch modules."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+from builders.__main__ import main as builders_main
+from builders.progress import BuildError
+from builders.sdxl import TINY_ID
+from builders.sdxl.checkpoint import inspect_checkpoint
+from builders.sdxl.export import ENGINES
+from builders.sdxl.tiny import make_tiny_sdxl
+from builders.triton_config import load_config
+from runtime.sdxl.engines import OrtEngine
+from tests.unit.sdxl_build import tiny_build
+
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def checkpoint() -> Path:
+    return tiny_build()[0]
+
+
+@pytest.fixture(scope="module")
+def version_dir() -> Path:
+    return tiny_build()[1]
+
+
+@pytest.fixture(scope="module")
+def engines(version_dir) -> dict[str, Path]:
+    return {name: version_dir / "engines" / f"{name}.onnx" for name in ENGINES}
+
+
+def _weights(ckpt: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(ckpt)): p.read_bytes() for p in sorted(ckpt.rglob("*.safetensors"))}
+
+
+def test_tiny_maker_is_deterministic_from_its_seed(checkpoint, tmp_path):
+    again = make_tiny_sdxl(tmp_path / "again", seed=0)
+    other = make_tiny_sdxl(tmp_path / "other", seed=1)
+    assert _weights(again) == _weights(checkpoint)
+    assert _weights(other).keys() == _weights(checkpoint).keys()
+    assert all(_weights(other)[k] != v for k, v in _weights(checkpoint).items())
+
+
+def test_external_data_forced_on_every_engine(engines):
+    for name in ENGINES:
+        data = engines[name].with_name(f"{name}.onnx.data")
+        assert data.stat().st_size > engines[name].stat().st_size  # weights live outside the protobuf
+        model = onnx.load(str(engines[name]), load_external_data=False)
+        assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
+def test_text_encoders_export_penultimate_states_and_pooled_embeds(checkpoint, engines):
+    ids = np.array([[512, 100, 200, 513] + [513] * 73, [512, 7, 513] + [513] * 74], np.int64)
+    one = CLIPTextModel.from_pretrained(checkpoint / "text_encoder").eval()
+    two = CLIPTextModelWithProjection.from_pretrained(checkpoint / "text_encoder_2").eval()
+    with torch.no_grad():
+        ref1 = one(torch.from_numpy(ids), output_hidden_states=True)
+        ref2 = two(torch.from_numpy(ids), output_hidden_states=True)
+    out1 = OrtEngine(engines["text_encoder"]).run({"input_ids": ids})
+    out2 = OrtEngine(engines["text_encoder_2"]).run({"input_ids": ids})
+    np.testing.assert_allclose(out1["hidden_states"], ref1.hidden_states[-2].numpy(), atol=ATOL)
+    np.testing.assert_allclose(out2["hidden_states"], ref2.hidden_states[-2].numpy(), atol=ATOL)
+    np.testing.assert_allclose(out2["text_embeds"], ref2.text_embeds.numpy(), atol=ATOL)
+
+
+def test_unet_export_with_text_time_conditioning_at_other_sizes(checkpoint, engines):
+    unet = UNet2DConditionModel.from_pretrained(checkpoint / "unet").eval()
+    session = OrtEngine(engines["unet"])
+    for batch, h, w in ((2, 8, 8), (4, 16, 8)):  # dynamic batch, height and width
+        gen = torch.Generator().manual_seed(h * w)
+        sample, hidden = torch.randn(batch, 4, h, w, generator=gen), torch.randn(batch, 77, 64, generator=gen)
+        text_embeds = torch.randn(batch, 32, generator=gen)
+        time_ids = torch.tensor([[h * 8, w * 8, 0, 0, h * 8, w * 8]] * batch, dtype=torch.float32)
+        t = torch.tensor([501.0])
+        with torch.no_grad():
+            ref = unet(sample, t, hidden, added_cond_kwargs={"text_embeds": text_embeds, "time_ids": time_ids}).sample
+        out = session.run({"sample": sample.numpy(), "timestep": t.numpy(), "encoder_hidden_states": hidden.numpy(),
+                           "text_embeds": text_embeds.numpy(), "time_ids": time_ids.numpy()})["noise_pred"]
+        np.testing.assert_allclose(out, ref.numpy(), atol=ATOL)
+
+
+def test_vae_decoder_export_is_fp32_and_matches(checkpoint, engines):
+    vae = AutoencoderKL.from_pretrained(checkpoint / "vae").eval()
+    latents = torch.randn(2, 4, 16, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = vae.decode(latents).sample
+    out = OrtEngine(engines["vae_decoder"]).run({"latents": latents.numpy()})["image"]
+    assert out.dtype == np.float32 and out.shape == (2, 3, 128, 64)
+    np.testing.assert_allclose(out, ref.numpy(), atol=ATOL)
+
+
+def test_build_places_engines_assets_and_config(version_dir):
+    version = version_dir
+    assert sorted(p.name for p in (version / "engines").iterdir()) == sorted(
+        f"{e}.onnx{suffix}" for e in ENGINES for suffix in ("", ".data"))
+    for asset in ("model.py", "tokenizer/tokenizer.json", "tokenizer_2/tokenizer.json",
+                  "scheduler/scheduler_config.json", "vae/config.json"):
+        assert (version / asset).is_file(), asset
+    config = load_config(version.parent)
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    assert config.name == TINY_ID and config.backend == "python"
+    assert params["openai_task"] == "image-generation"
+    assert params["sizes"] == "64x64,128x64" and params["default_steps"] == "4"
+
+
+def _copy(checkpoint: Path, dest: Path) -> Path:
+    shutil.copytree(checkpoint, dest)
+    return dest
+
+
+@pytest.mark.parametrize("breakage, needle", [
+    (lambda c: shutil.rmtree(c), "not a directory"),
+    (lambda c: (c / "model_index.json").unlink(), "model_index.json"),
+    (lambda c: (c / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"})),
+     "supports StableDiffusionXLPipeline"),
+    (lambda c: shutil.rmtree(c / "text_encoder_2"), "missing component folders text_encoder_2"),
+    (lambda c: (c / "unet" / "config.json").write_text(json.dumps({"addition_embed_type": None})), "text_time"),
+])
+def test_unsupported_checkpoints_fail_clearly(checkpoint, tmp_path, breakage, needle):
+    broken = _copy(checkpoint, tmp_path / "ckpt")
+    breakage(broken)
+    with pytest.raises(BuildError, match=needle):
+        inspect_checkpoint(broken)
+
+
+def test_cli_reports_build_errors_with_exit_code_2(tmp_path, checkpoint, capsys):
+    assert builders_main(["sdxl", "build", "--checkpoint", str(tmp_path / "nope"), "--repo", str(tmp_path)]) == 2
+    bad_size = ["sdxl", "build", "--checkpoint", str(checkpoint), "--repo", str(tmp_path / "r"),
+                "--sizes", "64x64,72x72", "--default-size", "64x64"]
+    assert builders_main(bad_size) == 2  # 72 is not a multiple of VAE scale x UNet downsampling (16)
+    assert builders_main([*bad_size[:-4], "--sizes", "big"]) == 2
+    assert not (tmp_path / "r").exists()
