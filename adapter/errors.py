@@ -35,8 +35,16 @@ def internal_error(message: str) -> OpenAIError:
     return OpenAIError(500, message, "server_error", None, "internal_error")
 
 
+def _is_type_tag(part: object) -> bool:
+    """pydantic puts union members and validators in `loc` (`str`, `list[Part]`, `function-after[...]`)."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part)
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none", "json-or-python", "tagged-union"}
+
+
 def _param(loc: tuple) -> str | None:
-    parts = [str(p) for p in loc if p != "body"]
+    parts = [str(p) for p in loc if p != "body" and not _is_type_tag(p)]
     return ".".join(parts) or None
 
 

@@ -96,12 +96,17 @@ def chat_chunks(generation: Generation, meta: ResponseMeta, options: StreamUsage
                     for d in step.choices if d.finish_reason]
         return [chunk(choices, step_usage) for choices in (content, finished) if choices]
 
+    def role_chunk(first: Step) -> bytes:  # sent with the first tokens; its usage counts only the prompt
+        role_usage = usage_of(first.prompt_tokens, 0) if options.continuous else None
+        return chunk([ChatChunkChoice(index=i, delta=ChatDelta(role="assistant", content=""))
+                      for i in range(generation.num_choices)], role_usage)
+
     async def chunks() -> AsyncIterator[bytes]:
-        role = chunk([ChatChunkChoice(index=i, delta=ChatDelta(role="assistant", content=""))
-                      for i in range(generation.num_choices)], usage.now())
+        first = True
         async for steps in generation.batches():
-            yield b"".join([role] + [c for step in steps for c in step_chunks(step)])
-            role = b""
+            head = [role_chunk(steps[0])] if first else []
+            first = False
+            yield b"".join(head + [c for step in steps for c in step_chunks(step)])
         for total in usage.final():
             yield chunk([], total)
 

@@ -46,3 +46,21 @@ def test_wrong_method_and_unknown_route():
     with _client() as client:
         assert client.get("/v1/nowhere").json()["error"]["code"] == "unknown_url"
         assert client.delete("/v1/models").status_code == 405
+
+
+class PartsRequest(OpenAIRequest):
+    content: str | list[EchoRequest]
+
+
+def test_param_names_the_field_not_pydantic_type_tags():
+    app = create_app(Settings(triton_grpc_url="127.0.0.1:1"))
+    router = APIRouter()
+
+    @router.post("/v1/parts")
+    async def parts(body: PartsRequest) -> dict:
+        return {}
+
+    app.include_router(router)
+    with TestClient(app) as client:
+        error = client.post("/v1/parts", json={"content": 5}).json()["error"]
+    assert error["param"] == "content"

@@ -108,6 +108,8 @@ async def test_continuous_usage_stats_put_usage_on_every_chunk(http):
     counts = [e["usage"]["completion_tokens"] for e in events[:-1]]
     assert counts == list(range(1, len(WORDS) + 1)) + [len(WORDS)]
     assert all(e["usage"]["prompt_tokens"] == 3 for e in events[:-1])
+    chat = await sse_events(http, "/v1/chat/completions", {**body, "messages": MESSAGES, "max_tokens": 2})
+    assert chat[0]["usage"]["completion_tokens"] == 0 and chat[0]["usage"]["prompt_tokens"] > 0  # the role chunk
 
 
 async def test_max_tokens_gives_length_and_exact_count(sdk):
