@@ -5,9 +5,10 @@ in-process vs Hugging Face `generate`, one process, same machine, same prompts.
 
 Models: `bench-llama` (Llama-3-shaped, hidden 1024, 8 layers, GQA 16/4 heads, random weights; built with
 `python -m builders llm-tiny --hidden 1024 --layers 8 --heads 16 --kv-heads 4`) and the demo `tiny-llama-3`.
-Every request: a chat prompt, greedy, `ignore_eos`, max_tokens = --tokens, so all sides make the same tokens.
-At concurrency c, 2c requests are sent by c concurrent clients (so requests also join a running batch), in two
-halves with the sides interleaved (the machine is shared: load drifts). HF generate: one static batch of c.
+Every request: a chat prompt, greedy, `ignore_eos`, its own max_tokens: all sides make the same tokens.
+At concurrency c, 4c requests (max_tokens tokens/2..3*tokens/2, so they finish at different steps and new ones
+join the running batch) are sent by c closed-loop clients, in slices (c=1: 1 request, else 2c) with the sides
+interleaved (the machine is shared: load drifts). HF generate: one static batch of c, --hf-tokens new tokens.
   served    openai-style HTTP to the adapter (httpx, SSE for streaming), tritonserver + adapter started here
   in-proc   runtime.llm.generator.Generator (same tokenizer, ONNX file, scheduler) driven in this process
   hf        transformers generate on the checkpoint, static batches of c (left padding), torch on CPU
@@ -40,9 +41,12 @@ WORDS = ("the model server sends a long answer to every question however large t
          "mountain seven cities language music history science coffee morning").split()
 
 
-def prompts(n: int, seed: int = 0) -> list[str]:
+def prompts(n: int, tokens: int, seed: int = 0) -> list[tuple[str, int]]:
+    """(chat message, max_tokens) pairs: 10-40 words, tokens/2 .. 3*tokens/2 completion tokens (mean `tokens`),
+    so that requests finish at different steps and new ones join a running batch."""
     rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 40))) for _ in range(n)]
+    return [(" ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 40))), rng.randint(tokens // 2, 3 * tokens // 2))
+            for _ in range(n)]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -95,7 +99,7 @@ def token_gaps(start: float, times: list[tuple[float, int]]) -> tuple[float, lis
     return times[0][0] - start, gaps
 
 
-def bench_inproc(version_dir: Path, chats: list[str], c: int, max_tokens: int) -> dict:
+def bench_inproc(version_dir: Path, chats: list[tuple[str, int]], c: int) -> dict:
     from runtime.llm.generator import Generator  # noqa: PLC0415
     from runtime.llm.protocol import GeneratorConfig  # noqa: PLC0415
 
@@ -104,7 +108,7 @@ def bench_inproc(version_dir: Path, chats: list[str], c: int, max_tokens: int) -
         params = _config_params(version_dir.parent / "config.pbtxt")
         gen = _generators[version_dir] = Generator(version_dir, GeneratorConfig.from_parameters(params))
     sinks, jobs = [], []
-    for text in chats:
+    for text, max_tokens in chats:
         sink = TimedSink()
         jobs.append(gen.make_job(_body(text, max_tokens), sink))
         sinks.append(sink)
@@ -149,7 +153,7 @@ def _body(text: str, max_tokens: int) -> str:
 
 
 # -- Hugging Face generate ----------------------------------------------------------------------------------
-def bench_hf(ckpt: Path, chats: list[str], c: int, max_tokens: int) -> dict:
+def bench_hf(ckpt: Path, chats: list[tuple[str, int]], c: int, max_tokens: int) -> dict:
     import torch  # noqa: PLC0415
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
 
@@ -162,7 +166,7 @@ def bench_hf(ckpt: Path, chats: list[str], c: int, max_tokens: int) -> dict:
         _hf[ckpt] = tok, model
     tok, model = _hf[ckpt]
     texts = [tok.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
-             for t in chats]
+             for t, _ in chats]
     ttft, itl, tokens, wall = [], [], 0, 0.0
     for i in range(0, len(texts), c):
         batch = tok(texts[i:i + c], return_tensors="pt", padding=True, add_special_tokens=False)
@@ -184,7 +188,8 @@ def bench_hf(ckpt: Path, chats: list[str], c: int, max_tokens: int) -> dict:
 
 
 # -- served through the adapter ---------------------------------------------------------------------------
-async def _one(client, url: str, model: str, text: str, max_tokens: int, stream: bool) -> tuple[int, float, list]:
+async def _one(client, url: str, model: str, chat: tuple[str, int], stream: bool) -> tuple[int, float, list]:
+    text, max_tokens = chat
     body = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
             "temperature": 0, "ignore_eos": True, "stream": stream}
     start = time.perf_counter()
@@ -208,7 +213,7 @@ async def _one(client, url: str, model: str, text: str, max_tokens: int, stream:
     return tokens, (times[0] - start) if times else float("nan"), gaps
 
 
-async def _served(base: str, model: str, chats: list[str], c: int, max_tokens: int, stream: bool) -> dict:
+async def _served(base: str, model: str, chats: list[tuple[str, int]], c: int, stream: bool) -> dict:
     import httpx  # noqa: PLC0415
 
     limits = httpx.Limits(max_connections=c + 4, max_keepalive_connections=c + 4)
@@ -218,7 +223,7 @@ async def _served(base: str, model: str, chats: list[str], c: int, max_tokens: i
 
         async def worker():
             while queue:
-                results.append(await _one(client, "/v1/chat/completions", model, queue.pop(0), max_tokens, stream))
+                results.append(await _one(client, "/v1/chat/completions", model, queue.pop(0), stream))
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(c)))
@@ -229,15 +234,34 @@ async def _served(base: str, model: str, chats: list[str], c: int, max_tokens: i
 
 
 def interleaved(runs: dict, chats: list[str], c: int) -> list[dict]:
-    """Each side serves the first half of the requests, then again the second half in rotated order, so that
-    load from other processes on a shared machine falls on all sides alike; rows merge by time."""
-    halves = [chats[: len(chats) // 2], chats[len(chats) // 2:]]
+    """The requests go in slices of c; each side serves a slice, the sides in rotated order, so that load from
+    other processes on a shared machine falls on all sides alike. Rows merge by summed tokens and time."""
+    size = c if c == 1 else 2 * c
+    slices = [chats[i:i + size] for i in range(0, len(chats), size)]
     parts: dict[str, list[dict]] = {name: [] for name in runs}
     names = list(runs)
-    for i, half in enumerate(halves):
-        for name in names[i:] + names[:i]:
-            parts[name].append(runs[name](half))
+    for i, part in enumerate(slices):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            parts[name].append(runs[name](part))
     return [merge(name, c, rows) for name, rows in parts.items()]
+
+
+def engine_steps(model_path: Path, past: int = 64) -> list[dict]:
+    """The raw ORT decode step (no scheduler, no sampling) at batch 1, 8, 32 with `past` cached tokens."""
+    from runtime.llm.ort_session import OrtSession  # noqa: PLC0415
+
+    session, out = OrtSession(model_path), []
+    for batch in CONCURRENCY:
+        session._reset()
+        slots = list(range(batch))
+        session.prefill(slots, [[5] * past] * batch)
+        session.decode(slots, [7] * batch)
+        start, n = time.perf_counter(), 8
+        for _ in range(n):
+            session.decode(slots, [7] * batch)
+        step = (time.perf_counter() - start) / n
+        out.append({"batch": batch, "step_ms": 1e3 * step, "tok_s": batch / step})
+    return out
 
 
 def merge(side: str, c: int, rows: list[dict]) -> dict:
@@ -279,7 +303,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "bench-llm")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "llm.md")
-    parser.add_argument("--tokens", type=int, default=64, help="completion tokens per request")
+    parser.add_argument("--tokens", type=int, default=64, help="mean completion tokens per request")
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
     parser.add_argument("--hf-tokens", type=int, default=16, help="new tokens per HF generate call")
     parser.add_argument("--skip-hf", action="store_true")
@@ -304,16 +328,18 @@ def main() -> int:
         adapter = AdapterServer(triton.grpc_url, free_port(), logs / "adapter.log")
         adapter.start()
         adapter.wait_ready(120)
+        steps = engine_steps(repo / BENCH_ID / "1" / "model.onnx")
+        print(json.dumps(steps), flush=True)
         for model in (BENCH_ID, DEMO_ID):
             version_dir = repo / model / "1"
-            asyncio.run(_served(adapter.url, model, prompts(2), 1, 4, False))  # warm-up
-            bench_inproc(version_dir, prompts(2), 1, 4)
+            asyncio.run(_served(adapter.url, model, prompts(2, 4), 1, False))  # warm-up
+            bench_inproc(version_dir, prompts(2, 4), 1)
             for c in args.concurrency:
-                chats = prompts(2 * c, seed=c)
+                chats = prompts(4 * c, args.tokens, seed=c)
                 runs = {
-                    "in-proc": lambda part: bench_inproc(version_dir, part, c, args.tokens),
-                    "served stream": lambda part: asyncio.run(_served(adapter.url, model, part, c, args.tokens, True)),
-                    "served": lambda part: asyncio.run(_served(adapter.url, model, part, c, args.tokens, False)),
+                    "in-proc": lambda part: bench_inproc(version_dir, part, c),
+                    "served stream": lambda part: asyncio.run(_served(adapter.url, model, part, c, True)),
+                    "served": lambda part: asyncio.run(_served(adapter.url, model, part, c, False)),
                 }
                 sides = interleaved(runs, chats, c)
                 if not args.skip_hf:  # one static batch of c, fewer tokens: HF is the slow side on CPU
@@ -332,7 +358,9 @@ def main() -> int:
     load = f"load average (1 min) {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end, {os.cpu_count()} CPUs"
     report = (f"# LLM benchmark\n\nCommand: `HF_HUB_OFFLINE=1 .venv/bin/python bench/llm.py "
               f"--tokens {args.tokens} --hf-tokens {args.hf_tokens}`  (total {elapsed:.0f}s, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {load})\n\n"
-              f"{table(rows)}\nRatios on {BENCH_ID} (output tokens/s):\n{ratios(rows)}\n")
+              f"{table(rows)}\nRatios on {BENCH_ID} (output tokens/s):\n{ratios(rows)}\n\n"
+              f"Raw ORT decode step of {BENCH_ID} (64 cached tokens, no scheduler):\n"
+              + "".join(f"- batch {r['batch']}: {r['step_ms']:.1f} ms/step, {r['tok_s']:.0f} tok/s\n" for r in steps))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)

@@ -7,7 +7,6 @@ cancelled, which cancels its Triton call (unary or stream) instead of computing 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any
 
@@ -102,8 +101,9 @@ async def run_cancelling_on_disconnect(app: ASGIApp, scope: Scope, body: bytes, 
         left = gone.is_set() and not complete
         if left and not app_task.done():
             app_task.cancel()  # cancels the router's Triton call
-        with contextlib.suppress(asyncio.CancelledError):
-            await app_task
+        await asyncio.wait({app_task})  # raises CancelledError only when this task itself is cancelled
+        if not app_task.cancelled():
+            app_task.result()  # the router's own exceptions propagate as before
         return left
     finally:
         watcher.cancel()

@@ -18,6 +18,8 @@ from typing import Callable, Literal
 
 import onnx
 import torch
+from onnx.external_data_helper import (load_external_data_for_model, load_external_data_for_tensor,
+                                       uses_external_data)
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
@@ -75,32 +77,67 @@ def export_engines(ckpt: SdxlCheckpoint, out_dir: Path, external_data: ExternalD
     paths = {}
     for name in ENGINES:
         with step(f"export {name} to ONNX"):
-            spec = _SPECS[name](ckpt)
-            paths[name] = export_onnx(spec, out_dir / f"{name}.onnx", external_data)
-            del spec
+            paths[name] = export_onnx(lambda: _SPECS[name](ckpt), out_dir / f"{name}.onnx", external_data)
     return paths
 
 
-def export_onnx(spec: EngineSpec, path: Path, external_data: ExternalData) -> Path:
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp, torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TracerWarnings on shape asserts: sizes are validated by the builder
-        traced = Path(tmp) / "model.onnx"  # torch may write >2 GB models as many external files here
-        torch.onnx.export(spec.module, spec.args, str(traced), input_names=spec.inputs, output_names=spec.outputs,
-                          dynamic_axes=spec.dynamic_axes, opset_version=OPSET, do_constant_folding=True,
-                          dynamo=False)
-        model = onnx.load(str(traced))  # pulls external tensors into memory
-        _save(model, path, external_data)
+def export_onnx(make_spec: Callable[[], EngineSpec], path: Path, external_data: ExternalData) -> Path:
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        traced = Path(tmp) / "model.onnx"  # torch writes >2 GB models as one file per tensor beside it
+        _trace(make_spec(), traced)  # the torch module is freed before the weights are rewritten
+        save_onnx(traced, path, external_data)
     onnx.checker.check_model(str(path))
     return path
 
 
-def _save(model: onnx.ModelProto, path: Path, external_data: ExternalData) -> None:
+def _trace(spec: EngineSpec, traced: Path) -> None:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings on shape asserts: sizes are validated by the builder
+        torch.onnx.export(spec.module, spec.args, str(traced), input_names=spec.inputs, output_names=spec.outputs,
+                          dynamic_axes=spec.dynamic_axes, opset_version=OPSET, do_constant_folding=True,
+                          dynamo=False)
+
+
+def save_onnx(traced: Path, path: Path, external_data: ExternalData) -> None:
+    """Inline weights, or all of them in one <engine>.onnx.data beside the .onnx (where ORT and TensorRT's parser
+    look), written one tensor at a time so a 10 GB UNet never sits in memory twice."""
+    model = onnx.load(str(traced), load_external_data=False)
     data = path.with_name(path.name + ".data")
-    data.unlink(missing_ok=True)
-    external = external_data == "always" or (external_data == "auto" and model.ByteSize() > _PROTOBUF_LIMIT)
-    # One data file per engine, next to the .onnx, so ORT (and TensorRT's parser) find it by relative location.
-    onnx.save_model(model, str(path), save_as_external_data=external, all_tensors_to_one_file=True,
-                    location=data.name, size_threshold=0)
+    data.unlink(missing_ok=True)  # a stale file would keep its old mode and contents
+    big = _weight_bytes(model, traced.parent) > _PROTOBUF_LIMIT
+    external = external_data == "always" or (external_data == "auto" and big)
+    if not external:
+        load_external_data_for_model(model, str(traced.parent))
+        onnx.save_model(model, str(path))
+        return
+    with data.open("wb") as out:
+        for tensor in model.graph.initializer:
+            if uses_external_data(tensor):
+                load_external_data_for_tensor(tensor, str(traced.parent))
+            if tensor.HasField("raw_data"):
+                _move_to_file(tensor, out, data.name)
+    onnx.save_model(model, str(path))
+
+
+def _move_to_file(tensor: onnx.TensorProto, out, location: str) -> None:
+    offset = out.tell()
+    out.write(tensor.raw_data)
+    tensor.ClearField("raw_data")
+    del tensor.external_data[:]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(out.tell() - offset))):
+        tensor.external_data.add(key=key, value=value)
+
+
+def _weight_bytes(model: onnx.ModelProto, base: Path) -> int:
+    total = 0
+    for tensor in model.graph.initializer:
+        info = {e.key: e.value for e in tensor.external_data}
+        if not uses_external_data(tensor):
+            total += len(tensor.raw_data)
+        else:
+            total += int(info["length"]) if "length" in info else (base / info["location"]).stat().st_size
+    return total
 
 
 def _text_encoder_spec(ckpt: SdxlCheckpoint, name: str, cls, pooled: bool) -> EngineSpec:

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 class Scheduler:
     def __init__(self, session: EngineSession, vocab: Vocab, max_batch_size: int,
-                 max_prefill_tokens: int = 8192, cancel_check_s: float = 0.05):
+                 max_prefill_tokens: int = 8192, cancel_check_s: float = 0.25):
         self.session, self.vocab = session, vocab
         self.max_batch_size, self.max_prefill_tokens = max_batch_size, max_prefill_tokens
         self.cancel_check_s = cancel_check_s

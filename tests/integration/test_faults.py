@@ -5,13 +5,13 @@ adapter: the session's servers stay untouched.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
 
 import httpx
+import openai
 import pytest
 
 from launcher.adapter_process import AdapterServer
@@ -49,20 +49,20 @@ def kill_hard(triton: TritonServer) -> None:
 
 
 class StreamReader(threading.Thread):
-    """Reads one SSE stream in the background, keeping its events and how it ended."""
+    """Reads one streaming chat through the official openai client, keeping its chunks and how it ended."""
 
-    def __init__(self, url: str, body: dict):
+    def __init__(self, base_url: str):
         super().__init__(daemon=True)
-        self.url, self.body = url, body
-        self.started, self.events, self.error = threading.Event(), [], None
+        self.client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=20)
+        self.started, self.chunks, self.error = threading.Event(), [], None
 
     def run(self) -> None:
         try:
-            with httpx.stream("POST", self.url, json=self.body, timeout=httpx.Timeout(30, read=20)) as response:
-                for line in response.iter_lines():
-                    self.events += sse_events([line])
-                    self.started.set()
-        except httpx.HTTPError as exc:
+            request = {k: v for k, v in LONG.items() if k != "ignore_eos"}
+            for chunk in self.client.chat.completions.create(**request, extra_body={"ignore_eos": True}):
+                self.chunks.append(chunk)
+                self.started.set()
+        except openai.OpenAIError as exc:
             self.error = exc
         finally:
             self.started.set()
@@ -70,22 +70,22 @@ class StreamReader(threading.Thread):
 
 def test_triton_dies_mid_stream_then_recovers(stack):
     triton, adapter = stack
-    reader = StreamReader(f"{adapter.base_url}/chat/completions", LONG)
+    reader = StreamReader(adapter.base_url)
     reader.start()
-    assert reader.started.wait(30) and reader.events, reader.error
+    assert reader.started.wait(30) and reader.chunks, reader.error
     killed = time.monotonic()
     kill_hard(triton)
 
-    # The stream ends promptly, with an error event and not with a success.
+    # The stream ends promptly with an error the client sees (the SSE error event), not with a success.
     reader.join(15)
     assert not reader.is_alive(), "the stream hung after tritonserver died"
-    chunks = [json.loads(e) for e in reader.events if e != "[DONE]"]
-    errors = [c["error"] for c in chunks if "error" in c]
-    assert errors or reader.error is not None, "stream cut by a Triton failure looked like a success"
-    assert errors, f"no SSE error event, the connection just broke: {reader.error!r}"
-    assert errors[-1]["code"] in ("service_unavailable", "internal_error") and errors[-1]["message"]
-    assert not any(choice.get("finish_reason") for c in chunks for choice in c.get("choices", []))
+    assert reader.error is not None, "a stream cut by a Triton failure looked like a success"
+    assert isinstance(reader.error, openai.APIError) and not isinstance(reader.error, openai.APIConnectionError), \
+        f"no SSE error event, the connection just broke: {reader.error!r}"
+    assert "unavailable" in str(reader.error).lower() or "failed" in str(reader.error).lower(), reader.error
+    assert not any(choice.finish_reason for chunk in reader.chunks for choice in chunk.choices)
     assert time.monotonic() - killed < 15
+    print(f"client saw {type(reader.error).__name__}: {reader.error}")
 
     # While Triton is down: not ready, and requests fail fast with 503 envelopes.
     wait_for(lambda: httpx.get(f"{adapter.url}/health/ready", timeout=5).status_code == 503, 5, "ready -> 503")

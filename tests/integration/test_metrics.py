@@ -5,7 +5,7 @@ import json
 
 import httpx
 
-from tests.integration.hardening_support import CHAT_MODEL, EMBEDDING_MODEL, metric_value, sse_events
+from tests.integration.hardening_support import CHAT_MODEL, EMBEDDING_MODEL, metric_value, sse_events, wait_for
 
 ROUTE = "/v1/chat/completions"
 SECRET_PROMPT = "pineapple-lighthouse-47 is my secret"
@@ -37,7 +37,13 @@ def chat(adapter, stream: bool, request_id: str | None = None) -> tuple[httpx.Re
     return response, response.json()["usage"]
 
 
+def quiet(adapter) -> None:
+    """Exact deltas need the session adapter idle (earlier tests may leave abandoned work finishing)."""
+    wait_for(lambda: metric_value(adapter.url, "openai_adapter:num_requests_running") == 0, 30, "an idle adapter")
+
+
 def test_metrics_count_requests_latency_and_tokens(adapter):
+    quiet(adapter)
     before = counters(adapter.url)
     _, streamed = chat(adapter, stream=True)
     _, plain = chat(adapter, stream=False)
@@ -55,6 +61,7 @@ def test_metrics_count_requests_latency_and_tokens(adapter):
 
 def test_embeddings_requests_and_tokens_are_counted(adapter):
     labels = {"route": "/v1/embeddings", "model": EMBEDDING_MODEL, "status": "200"}
+    quiet(adapter)
     before = (metric_value(adapter.url, "openai_adapter:requests_total", **labels),
               metric_value(adapter.url, "openai_adapter:prompt_tokens_total", model=EMBEDDING_MODEL))
     response = httpx.post(f"{adapter.base_url}/embeddings", timeout=60,

@@ -269,3 +269,33 @@ async def test_completed_response_is_not_reported_as_disconnect():
 
     assert await run_cancelling_on_disconnect(app, {"type": "http"}, b"", receive, send) is False
     assert sent[-1]["body"] == b"ok"
+
+
+async def test_unknown_models_get_no_slot_and_no_metric_label(caplog):
+    app = make_app(max_in_flight_per_model=1)
+    caplog.set_level(logging.INFO, logger="adapter.access")
+    logging.getLogger("adapter.access").propagate = True
+    try:
+        async with client(app) as c:
+            for name in ("random-1", "random-2"):
+                r = await c.post("/v1/chat/completions", json={"model": name}, headers={"x-request-id": name})
+                assert r.status_code == 200  # the fake router accepts anything; the real one answers 404
+    finally:
+        logging.getLogger("adapter.access").propagate = False
+    labels = {s.labels.get("model") for s in metrics.requests_total.collect()[0].samples}
+    assert "random-1" not in labels and "random-2" not in labels
+    logged = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "adapter.access"]
+    assert {line["model"] for line in logged if line["request_id"].startswith("random")} == {"random-1", "random-2"}
+
+
+async def test_queue_mode_waits_for_a_free_slot():
+    app = make_app(max_in_flight_per_model=1, queue_timeout_s=5)
+    async with client(app) as c:
+        held = asyncio.create_task(c.post("/v1/chat/completions", json={"model": "m", "hold": True}))
+        while metrics.requests_in_flight.labels("m")._value.get() < 1:
+            await asyncio.sleep(0.01)
+        queued = asyncio.create_task(c.post("/v1/chat/completions", json={"model": "m"}))
+        await asyncio.sleep(0.1)
+        assert not queued.done()  # waiting, not rejected
+        app.state.release.set()
+        assert (await held).status_code == 200 and (await queued).status_code == 200

@@ -16,7 +16,7 @@ from builders.__main__ import main as builders_main
 from builders.progress import BuildError
 from builders.sdxl import TINY_ID
 from builders.sdxl.checkpoint import inspect_checkpoint
-from builders.sdxl.export import ENGINES
+from builders.sdxl.export import ENGINES, save_onnx
 from builders.sdxl.tiny import make_tiny_sdxl
 from builders.triton_config import load_config
 from runtime.sdxl.engines import OrtEngine
@@ -58,6 +58,21 @@ def test_external_data_forced_on_every_engine(engines):
         assert data.stat().st_size > engines[name].stat().st_size  # weights live outside the protobuf
         model = onnx.load(str(engines[name]), load_external_data=False)
         assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
+@pytest.mark.parametrize("mode", ["always", "never"])
+def test_weights_torch_wrote_as_one_file_per_tensor_are_rewritten(engines, tmp_path, mode):
+    """Over 2 GB torch writes every tensor to its own file; the builder makes one .onnx.data (or inlines)."""
+    traced = tmp_path / "traced" / "model.onnx"
+    traced.parent.mkdir()
+    model = onnx.load(str(engines["vae_decoder"]))
+    onnx.save_model(model, str(traced), save_as_external_data=True, all_tensors_to_one_file=False, size_threshold=0)
+    assert len(list(traced.parent.iterdir())) > 10
+    save_onnx(traced, tmp_path / "vae_decoder.onnx", mode)
+    assert (tmp_path / "vae_decoder.onnx.data").exists() == (mode == "always")
+    latents = np.random.default_rng(0).standard_normal((1, 4, 8, 8), dtype=np.float32)
+    expected = OrtEngine(engines["vae_decoder"]).run({"latents": latents})["image"]
+    np.testing.assert_array_equal(OrtEngine(tmp_path / "vae_decoder.onnx").run({"latents": latents})["image"], expected)
 
 
 def test_text_encoders_export_penultimate_states_and_pooled_embeds(checkpoint, engines):
