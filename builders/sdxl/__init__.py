@@ -1,8 +1,8 @@
 """SDXL family: diffusers checkpoint -> ONNX engines -> client-facing Triton pipeline model.
 
 CLI:
-  python -m builders sdxl build --checkpoint DIR --repo DIR [--name ID]   (real SDXL base defaults)
-  python -m builders sdxl make-tiny --out DIR [--seed 0]                  (the tiny-sdxl checkpoint)
+  python -m builders sdxl --checkpoint DIR --out REPO [--model-id ID]   (real SDXL base defaults)
+  python -m builders sdxl-tiny --out DIR [--seed 0]                      (the tiny-sdxl checkpoint)
 """
 from __future__ import annotations
 
@@ -71,12 +71,12 @@ def _check_sizes(config: ImageModelConfig, ckpt: SdxlCheckpoint) -> None:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    work = args.work or args.repo.parent / "work" / args.name
-    build_model(args.checkpoint, args.repo, args.name, work, sizes=args.sizes, default_size=args.default_size,
+    work = args.work or args.out.parent / "work" / args.model_id
+    build_model(args.checkpoint, args.out, args.model_id, work, sizes=args.sizes, default_size=args.default_size,
                 steps=args.steps, guidance=args.guidance, max_steps=args.max_steps,
                 max_batch_images=args.max_batch_images, parallel_batches=args.parallel_batches,
                 external_data=args.external_data)
-    console.print(f"{args.repo / args.name}: serves {args.name}")
+    console.print(f"{args.out / args.model_id}: serves {args.model_id}")
     return 0
 
 
@@ -88,13 +88,11 @@ def _cmd_make_tiny(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    sdxl = subparsers.add_parser("sdxl", help="SDXL: diffusers checkpoint -> ONNX engines -> Triton pipeline model")
-    sub = sdxl.add_subparsers(dest="sdxl_command", required=True)
-    build = sub.add_parser("build", help="export a diffusers SDXL checkpoint and place it in a model repository")
+    build = subparsers.add_parser("sdxl", help="SDXL: diffusers checkpoint -> ONNX engines -> Triton pipeline model")
     build.add_argument("--checkpoint", type=Path, required=True, help="diffusers SDXL base checkpoint directory")
-    build.add_argument("--repo", type=Path, required=True, help="model repository to write into")
-    build.add_argument("--name", default="stable-diffusion-xl-base-1.0", help="public model id (Triton model name)")
-    build.add_argument("--work", type=Path, help="scratch dir for ONNX files (default: <repo>/../work/<name>)")
+    build.add_argument("--out", type=Path, default=Path("build/model_repository"), help="model repository")
+    build.add_argument("--model-id", default="stable-diffusion-xl-base-1.0", help="public model id (Triton model name)")
+    build.add_argument("--work", type=Path, help="scratch dir for ONNX files (default: <out>/../work/<model-id>)")
     build.add_argument("--sizes", default=SDXL_SIZES, help="supported WIDTHxHEIGHT list, comma separated")
     build.add_argument("--default-size", default="1024x1024")
     build.add_argument("--steps", type=int, default=30, help="default num_inference_steps")
@@ -107,7 +105,7 @@ def add_parser(subparsers) -> None:
     build.add_argument("--external-data", choices=["auto", "always", "never"], default="auto",
                        help="ONNX external data: auto = only for engines over 2 GB (the UNet)")
     build.set_defaults(fn=_cmd_build)
-    tiny = sub.add_parser("make-tiny", help=f"write the {TINY_ID} checkpoint (small configs, random weights)")
+    tiny = subparsers.add_parser("sdxl-tiny", help=f"write the {TINY_ID} checkpoint (small configs, random weights)")
     tiny.add_argument("--out", type=Path, required=True)
     tiny.add_argument("--seed", type=int, default=TINY_SEED)
     tiny.set_defaults(fn=_cmd_make_tiny)

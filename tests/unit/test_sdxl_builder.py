@@ -150,8 +150,8 @@ def test_unsupported_checkpoints_fail_clearly(checkpoint, tmp_path, breakage, ne
 
 
 def test_cli_reports_build_errors_with_exit_code_2(tmp_path, checkpoint, capsys):
-    assert builders_main(["sdxl", "build", "--checkpoint", str(tmp_path / "nope"), "--repo", str(tmp_path)]) == 2
-    bad_size = ["sdxl", "build", "--checkpoint", str(checkpoint), "--repo", str(tmp_path / "r"),
+    assert builders_main(["sdxl", "--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    bad_size = ["sdxl", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "r"),
                 "--sizes", "64x64,72x72", "--default-size", "64x64"]
     assert builders_main(bad_size) == 2  # 72 is not a multiple of VAE scale x UNet downsampling (16)
     assert builders_main([*bad_size[:-4], "--sizes", "big"]) == 2
