@@ -24,6 +24,8 @@ Backpressure
 Observability and lifecycle
 - ACCESS_LOG: one JSON line per request on the `adapter.access` logger (no prompt text).
 - SHUTDOWN_TIMEOUT_S: on SIGTERM, how long in-flight requests (streams included) may run before they are cut.
+- KEEP_ALIVE_TIMEOUT_S: how long an idle client connection stays open. Longer than clients' own pool expiry
+  (httpx, so the openai SDK: 5 s), so a client never reuses a connection the server is just closing.
 """
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ class Settings(BaseSettings):
 
     access_log: bool = True
     shutdown_timeout_s: float = 30.0
+    keep_alive_timeout_s: float = 65.0
 
     def load_api_keys(self) -> frozenset[str]:
         """Keys from API_KEYS and API_KEYS_FILE; never logged."""

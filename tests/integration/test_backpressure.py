@@ -35,7 +35,8 @@ def test_beyond_the_bound_is_429_with_retry_after(one_slot):
             assert other.status_code == 200
             rest = [line for line in lines if line]
         assert rest[-1] == "data: [DONE]"
-        ok = client.post("/chat/completions", json=SHORT)  # slot freed when the stream ended
+        wait_for(lambda: running(one_slot) == 0, 5, "the stream's slot to be released")
+        ok = client.post("/chat/completions", json=SHORT)  # the slot is free again
         assert ok.status_code == 200, ok.text
     assert metric_value(one_slot.url, "openai_adapter:requests_rejected_total", model=CHAT_MODEL) >= 1
     assert metric_value(one_slot.url, "openai_adapter:requests_total", model=CHAT_MODEL, status="429") >= 1

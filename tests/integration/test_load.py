@@ -29,13 +29,15 @@ def load_adapter(start_adapter):
 
 async def one_stream(client: httpx.AsyncClient) -> str | None:
     """None when the stream was complete and clean, else what went wrong."""
+    phase = "before the response headers"
     try:
         async with client.stream("POST", "/chat/completions", json=BODY) as response:
+            phase = "while reading the stream"
             if response.status_code != 200:
                 return f"HTTP {response.status_code}: {(await response.aread())[:200]!r}"
             events = sse_events([line async for line in response.aiter_lines()])
     except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc} (cause: {exc.__cause__!r}; at {time.strftime('%H:%M:%S')})"
+        return f"{type(exc).__name__} {phase}: {exc!r} (cause: {exc.__cause__!r}; at {time.strftime('%H:%M:%S')})"
     if not events or events[-1] != "[DONE]":
         return f"stream not closed by [DONE]: {events[-1:]}"
     chunks = [json.loads(e) for e in events[:-1]]
@@ -50,6 +52,7 @@ async def run_load(base_url: str, seconds: float, rounds: int | None = None) -> 
     deadline = time.monotonic() + seconds
     errors: list[str] = []
     done = 0
+    # httpx's default 5 s keep-alive expiry, as the openai SDK uses (the adapter keeps idle connections longer).
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
 
