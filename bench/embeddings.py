@@ -110,18 +110,11 @@ class Served:
     def __init__(self, repo: Path, model: str, logs: Path):
         import openai  # noqa: PLC0415
 
-        from launcher.adapter_process import AdapterServer  # noqa: PLC0415
-        from launcher.process import free_port  # noqa: PLC0415
-        from launcher.tritonserver import TritonServer  # noqa: PLC0415
+        from launcher.stack import Stack  # noqa: PLC0415
 
         self.model = model
-        self.triton = TritonServer(repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                                   log_file=logs / "tritonserver.log")
-        self.adapter = AdapterServer(self.triton.grpc_url, free_port(), logs / "adapter.log")
-        self.triton.start()
-        self.triton.wait_ready(300)
-        self.adapter.start()
-        self.adapter.wait_ready(120)
+        self.stack = Stack(repo, logs).start(300)
+        self.triton, self.adapter = self.stack.triton, self.stack.adapter
         self.client = openai.OpenAI(base_url=self.adapter.base_url, api_key="unused", max_retries=0, timeout=600)
 
     def __call__(self, batch: list[str]) -> int:
@@ -140,8 +133,7 @@ class Served:
         return (self.triton.proc.pid, self.adapter.proc.pid)  # each runs in its own session / process group
 
     def stop(self) -> None:
-        self.adapter.stop()
-        self.triton.stop()
+        self.stack.stop()
 
 
 def in_process_ort(repo: Path, model: str) -> dict[str, Callable[[list[str]], int]]:

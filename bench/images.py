@@ -59,19 +59,12 @@ def compare(calls: dict[str, Callable[[int], None]], requests: int, concurrency:
 def served(repo: Path, model: str, args, logs: Path) -> Callable[[int], None]:
     import openai
 
-    from launcher.adapter_process import AdapterServer
-    from launcher.process import free_port
-    from launcher.tritonserver import TritonServer
+    from launcher.stack import Stack
 
-    triton = TritonServer(repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                          log_file=logs / "tritonserver.log")
-    adapter = AdapterServer(triton.grpc_url, free_port(), logs / "adapter.log")
-    served.processes = [adapter, triton]  # stopped by main()
-    triton.start()
-    triton.wait_ready(300)
-    adapter.start()
-    adapter.wait_ready(120)
-    client = openai.OpenAI(base_url=adapter.base_url, api_key="unused", max_retries=0, timeout=600)
+    stack = Stack(repo, logs)
+    served.processes = [stack]  # stopped by main()
+    stack.start(300)
+    client = openai.OpenAI(base_url=stack.adapter.base_url, api_key="unused", max_retries=0, timeout=600)
     extra = {"num_inference_steps": args.steps, "guidance_scale": args.guidance}
 
     def call(i: int) -> None:

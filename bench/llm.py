@@ -311,9 +311,7 @@ def main() -> int:
     parser.add_argument("--skip-hf", action="store_true")
     args = parser.parse_args()
 
-    from launcher.adapter_process import AdapterServer  # noqa: PLC0415
-    from launcher.process import free_port  # noqa: PLC0415
-    from launcher.tritonserver import TritonServer  # noqa: PLC0415
+    from launcher.stack import Stack  # noqa: PLC0415
 
     t0 = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -321,15 +319,8 @@ def main() -> int:
     print(f"models built in {time.perf_counter() - t0:.0f}s", flush=True)
     rows: list[dict] = []
     logs = args.work / "logs"
-    triton = TritonServer(repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                          log_file=logs / "tritonserver.log")
-    adapter = None
-    try:
-        triton.start()
-        triton.wait_ready(300)
-        adapter = AdapterServer(triton.grpc_url, free_port(), logs / "adapter.log")
-        adapter.start()
-        adapter.wait_ready(120)
+    with Stack(repo, logs) as stack:
+        adapter = stack.adapter
         steps = engine_steps(repo / BENCH_ID / "1" / "model.onnx")
         print(json.dumps(steps), flush=True)
         for model in (BENCH_ID, DEMO_ID):
@@ -355,10 +346,6 @@ def main() -> int:
                 rows += sides
             inproc.shutdown()
             _hf.clear()
-    finally:
-        if adapter is not None:
-            adapter.stop()
-        triton.stop()
     elapsed = time.perf_counter() - t0
     load = f"load average (1 min) {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end, {os.cpu_count()} CPUs"
     report = (f"# LLM benchmark\n\nCommand: `HF_HUB_OFFLINE=1 .venv/bin/python bench/llm.py "

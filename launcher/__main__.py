@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from launcher.process import ProcessStartError, free_port
+from launcher.stack import Stack
 from launcher.tritonserver import TritonInstall, TritonServer, embedded_install
 
 
@@ -53,30 +54,21 @@ def cmd_triton(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from launcher.adapter_process import AdapterServer  # noqa: PLC0415
-
-    server = _triton(args)
-    adapter = AdapterServer(triton_grpc_url="", port=args.port, host=args.host,
-                            log_file=Path(args.log_dir) / "adapter.log")
+    ports = (args.http_port or free_port(), args.grpc_port or free_port(), args.metrics_port or free_port())
+    stack = Stack(args.model_repository, Path(args.log_dir), port=args.port, host=args.host, install=_install(args),
+                  triton_ports=ports)
     try:
-        server.start()
-        server.wait_ready(args.timeout)
-        adapter.triton_grpc_url = server.grpc_url
-        adapter.start()
-        adapter.wait_ready(args.timeout)
+        stack.start(args.timeout)
     except ProcessStartError as exc:
-        adapter.stop()
-        server.stop()
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"OpenAI-compatible API ready at {adapter.base_url}  (Triton grpc {server.grpc_url}; logs in {args.log_dir})",
-          flush=True)
+    print(f"OpenAI-compatible API ready at {stack.adapter.base_url}  (Triton grpc {stack.triton.grpc_url}; "
+          f"logs in {args.log_dir})", flush=True)
     try:
         _wait_for_signal()
     finally:
         print("stopping adapter and tritonserver...", flush=True)
-        adapter.stop()
-        server.stop()
+        stack.stop()
     return 0
 
 

@@ -7,9 +7,8 @@ import httpx
 import openai
 import pytest
 
-from launcher.adapter_process import AdapterServer
 from launcher.process import free_port
-from launcher.tritonserver import TritonServer
+from launcher.stack import Stack
 from tests.fixtures.toy_repository import HEALTHY, add_model
 
 
@@ -19,18 +18,8 @@ def toy_stack(tmp_path_factory):
     repo = root / "repo"
     add_model(repo, "toy-embedder", HEALTHY, task="embeddings")
     add_model(repo, "toy-embedder__tokenizer", HEALTHY)  # an internal step: never listed
-    triton = TritonServer(repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                          log_file=root / "tritonserver.log")
-    adapter = AdapterServer(triton.grpc_url, free_port(), root / "adapter.log")
-    try:
-        triton.start()
-        triton.wait_ready(120)
-        adapter.start()
-        adapter.wait_ready(60)
-        yield adapter
-    finally:
-        adapter.stop()
-        triton.stop()
+    with Stack(repo, root) as stack:
+        yield stack.adapter
 
 
 def _assert_envelope(resp: httpx.Response, status: int, code: str | None) -> dict:

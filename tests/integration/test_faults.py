@@ -14,8 +14,7 @@ import httpx
 import openai
 import pytest
 
-from launcher.adapter_process import AdapterServer
-from launcher.process import free_port
+from launcher.stack import Stack
 from launcher.tritonserver import TritonServer
 from tests.integration.hardening_support import CHAT_MODEL, assert_envelope, sse_events, wait_for
 
@@ -28,19 +27,9 @@ SHORT = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "hi"}], "
 def stack(model_repository, tmp_path_factory):
     logs = tmp_path_factory.mktemp("faults")
     # Only the chat model: a faster start, twice.
-    triton = TritonServer(model_repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                          log_file=logs / "tritonserver.log",
-                          extra_args=("--model-control-mode=explicit", f"--load-model={CHAT_MODEL}"))
-    adapter = AdapterServer(triton.grpc_url, free_port(), logs / "adapter.log")
-    try:
-        triton.start()
-        triton.wait_ready(300)
-        adapter.start()
-        adapter.wait_ready(60)
-        yield triton, adapter
-    finally:
-        adapter.stop()
-        triton.stop()
+    stack = Stack(model_repository, logs, triton_args=("--model-control-mode=explicit", f"--load-model={CHAT_MODEL}"))
+    with stack:
+        yield stack.triton, stack.adapter
 
 
 def kill_hard(triton: TritonServer) -> None:
