@@ -8,10 +8,7 @@ from fastapi import FastAPI
 from adapter.errors import install_error_handlers
 from adapter.model_registry import ModelRegistry
 from adapter.middleware import install_hardening
-from adapter.routers import health, metrics, models
-from adapter.routers import chat, completions
-from adapter.routers import images
-from adapter.routers import embeddings
+from adapter.routers import chat, completions, embeddings, health, images, metrics, models
 from adapter.settings import Settings, get_settings
 from adapter.triton_client import TritonClient
 

@@ -218,7 +218,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        repo = ensure_repo(args.repo, Path(tmp))
+        repo = ensure_repo(args.repo.resolve(), Path(tmp))
         served = Served(repo, args.model, Path(tmp) / "logs")
         try:
             sides = {"served": served, **in_process_ort(repo, args.model),
