@@ -8,6 +8,7 @@ import argparse
 import os
 from pathlib import Path
 
+from builders.cli import add_build_args, work_root
 from builders.embeddings.checkpoint import EncoderCheckpoint, read_checkpoint
 from builders.embeddings.export import export_onnx
 from builders.embeddings.repository import ServingOptions, check_model_id, write_embedding_model
@@ -48,18 +49,14 @@ def _run(args: argparse.Namespace) -> int:
     options = ServingOptions(args.max_batch_size, args.max_queue_delay_us, args.max_batch_tokens,
                              OrtOptions(args.intra_op_threads))
     pooling = PoolingSpec(PoolingMode(args.pooling), args.normalize) if args.pooling else None
-    model_id = build(args.checkpoint, args.out, args.work or args.out.parent / "work", args.model_id, args.dtype,
-                     options, pooling)
+    model_id = build(args.checkpoint, args.out, work_root(args), args.model_id, args.dtype, options, pooling)
     console.print(f"model repository {args.out}: serves {model_id}")
     return 0
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("embeddings", help="encoder checkpoint (e5, BERT family) -> embeddings model")
-    p.add_argument("--checkpoint", type=Path, required=True, help="Hugging Face checkpoint directory")
-    p.add_argument("--out", type=Path, default=Path("build/model_repository"), help="model repository")
-    p.add_argument("--work", type=Path, help="scratch dir for the ONNX export (default: <out>/../work)")
-    p.add_argument("--model-id", help="public model id (default: the checkpoint folder's name)")
+    add_build_args(p, "Hugging Face encoder checkpoint directory")
     p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32")
     p.add_argument("--pooling", choices=[m.value for m in PoolingMode],
                    help="override the checkpoint's pooling (default: from its sentence-transformers config)")

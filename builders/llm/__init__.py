@@ -1,6 +1,6 @@
 """LLM family: Llama-3 checkpoint -> ONNX decoder with KV cache -> decoupled continuous-batching generator.
 
-  python -m builders llm --checkpoint DIR --model-id NAME --out REPO [--dtype fp16] [--max-batch-size 32]
+  python -m builders llm --checkpoint DIR [--model-id NAME] [--out REPO] [--dtype fp16] [--max-batch-size 32]
   python -m builders llm-tiny --out DIR [--seed 0] [--hidden 1024 --layers 8]   (test/benchmark checkpoints)
 """
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from builders.cli import add_build_args, model_id, work_root
 from builders.llm.repository import build_model
 from builders.llm.tiny import TinySpec, make_tiny_llama
 from builders.progress import step
@@ -23,8 +24,8 @@ def build_demo(repo: Path, work: Path) -> list[str]:
 
 
 def _build(args: argparse.Namespace) -> int:
-    build_model(args.checkpoint, args.out, args.model_id,
-                work=args.work or args.out.parent / "work" / args.model_id,
+    name = model_id(args)
+    build_model(args.checkpoint, args.out, name, work=work_root(args) / name,
                 dtype=args.dtype, max_batch_size=args.max_batch_size, max_model_len=args.max_model_len,
                 external_data=args.external_data, intra_op_threads=args.intra_op_threads)
     return 0
@@ -41,10 +42,7 @@ def _tiny(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("llm", help="Llama-3 checkpoint -> ONNX decoder + generator model")
-    p.add_argument("--checkpoint", type=Path, required=True, help="Hugging Face checkpoint directory")
-    p.add_argument("--model-id", required=True, help="public model id (the Triton model name)")
-    p.add_argument("--out", type=Path, default=Path("build/model_repository"), help="model repository to write into")
-    p.add_argument("--work", type=Path, help="scratch directory for the ONNX export")
+    add_build_args(p, "Hugging Face Llama checkpoint directory")
     p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32")
     p.add_argument("--max-batch-size", type=int, default=32, help="most sequences decoded together")
     p.add_argument("--max-model-len", type=int, help="context window (default: the checkpoint's)")

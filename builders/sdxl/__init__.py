@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from builders.cli import add_build_args, model_id, work_root
 from builders.progress import BuildError, console, step
 from builders.sdxl.checkpoint import SdxlCheckpoint, inspect_checkpoint
 from builders.sdxl.export import export_engines
@@ -71,12 +72,12 @@ def _check_sizes(config: ImageModelConfig, ckpt: SdxlCheckpoint) -> None:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    work = args.work or args.out.parent / "work" / args.model_id
-    build_model(args.checkpoint, args.out, args.model_id, work, sizes=args.sizes, default_size=args.default_size,
+    name = model_id(args)
+    build_model(args.checkpoint, args.out, name, work_root(args) / name, sizes=args.sizes, default_size=args.default_size,
                 steps=args.steps, guidance=args.guidance, max_steps=args.max_steps,
                 max_batch_images=args.max_batch_images, parallel_batches=args.parallel_batches,
                 external_data=args.external_data)
-    console.print(f"{args.out / args.model_id}: serves {args.model_id}")
+    console.print(f"{args.out / name}: serves {name}")
     return 0
 
 
@@ -89,10 +90,7 @@ def _cmd_make_tiny(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> None:
     build = subparsers.add_parser("sdxl", help="SDXL: diffusers checkpoint -> ONNX engines -> Triton pipeline model")
-    build.add_argument("--checkpoint", type=Path, required=True, help="diffusers SDXL base checkpoint directory")
-    build.add_argument("--out", type=Path, default=Path("build/model_repository"), help="model repository")
-    build.add_argument("--model-id", default="stable-diffusion-xl-base-1.0", help="public model id (Triton model name)")
-    build.add_argument("--work", type=Path, help="scratch dir for ONNX files (default: <out>/../work/<model-id>)")
+    add_build_args(build, "diffusers SDXL base checkpoint directory")
     build.add_argument("--sizes", default=SDXL_SIZES, help="supported WIDTHxHEIGHT list, comma separated")
     build.add_argument("--default-size", default="1024x1024")
     build.add_argument("--steps", type=int, default=30, help="default num_inference_steps")
