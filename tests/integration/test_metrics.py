@@ -71,7 +71,7 @@ def test_embeddings_requests_and_tokens_are_counted(adapter):
              metric_value(adapter.url, "openai_adapter:prompt_tokens_total", model=EMBEDDING_MODEL))
     assert after[0] - before[0] == 1
     assert after[1] - before[1] == response.json()["usage"]["prompt_tokens"] > 0
-    line = next(line for line in access_lines(adapter) if line["request_id"] == response.headers["x-request-id"])
+    line = access_line(adapter, response.headers["x-request-id"])
     assert line["model"] == EMBEDDING_MODEL and line["prompt_tokens"] == response.json()["usage"]["prompt_tokens"]
 
 
@@ -84,18 +84,24 @@ def access_lines(adapter) -> list[dict]:
     return [json.loads(line) for line in adapter.log_file.read_text().splitlines() if line.startswith('{"ts"')]
 
 
+def access_line(adapter, request_id: str) -> dict:
+    """The request's log line: written once the last byte has gone out, so it can trail the client a little."""
+    wait_for(lambda: any(line["request_id"] == request_id for line in access_lines(adapter)), 10,
+             f"the access log line of {request_id}")
+    [line] = [line for line in access_lines(adapter) if line["request_id"] == request_id]
+    return line
+
+
 def test_one_json_log_line_per_request_with_id_and_no_prompt(adapter):
     response, usage = chat(adapter, stream=False, request_id="hardening-test-42")
     assert response.headers["x-request-id"] == "hardening-test-42"
     generated, _ = chat(adapter, stream=True)
     new_id = generated.headers["x-request-id"]
     assert new_id.startswith("req-")
-    lines = access_lines(adapter)
-    mine = [line for line in lines if line["request_id"] == "hardening-test-42"]
-    assert len(mine) == 1
-    assert mine[0] | {"latency_ms": 0} == {
-        "ts": mine[0]["ts"], "event": "request", "request_id": "hardening-test-42", "method": "POST",
+    mine = access_line(adapter, "hardening-test-42")
+    assert mine | {"latency_ms": 0} == {
+        "ts": mine["ts"], "event": "request", "request_id": "hardening-test-42", "method": "POST",
         "path": ROUTE, "route": ROUTE, "model": CHAT_MODEL, "status": 200, "latency_ms": 0, "stream": False,
         "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"]}
-    assert [line["stream"] for line in lines if line["request_id"] == new_id] == [True]
+    assert access_line(adapter, new_id)["stream"] is True
     assert SECRET_PROMPT not in adapter.log_file.read_text()
