@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the shared Triton client and model registry live on app.state."""
+"""FastAPI dependencies: the shared Triton client and model registry live on app.state.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, two thread hops per
+request on the hot path.
+"""
 from fastapi import Request
 
 from adapter.model_registry import ModelRegistry
@@ -6,13 +10,13 @@ from adapter.settings import Settings
 from adapter.triton_client import TritonClient
 
 
-def get_triton(request: Request) -> TritonClient:
+async def get_triton(request: Request) -> TritonClient:
     return request.app.state.triton
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
