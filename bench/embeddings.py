@@ -15,7 +15,6 @@ Targets at concurrency 8: served >= 0.9x in-process ORT and >= 1.0x sentence-tra
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -28,6 +27,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
+from bench.measure import cpu_seconds  # noqa: E402
 from builders.embeddings import DEMO_MODEL_ID, demo_checkpoint  # noqa: E402
 from builders.embeddings.repository import internal_names  # noqa: E402
 
@@ -45,21 +45,6 @@ def sentences(n: int, seed: int = 0) -> list[str]:
 
 def requests_for(concurrency: int) -> int:
     return max(8, 3 * concurrency if concurrency <= 8 else 2 * concurrency)
-
-
-def cpu_seconds(process_groups: tuple[int, ...] = ()) -> float:
-    """CPU time (user + system) of this process plus every process in the given process groups (tritonserver,
-    its Python-backend stubs, the adapter): the work a side costs, whatever else shares the machine."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = sum(os.times()[:2])
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) in process_groups:  # fields after "(comm)": state ppid pgrp ... utime(11) stime(12)
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def run_round(call: Callable[[list[str]], int], batches: list[list[str]], concurrency: int) -> tuple[float, list]:

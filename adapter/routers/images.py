@@ -5,7 +5,8 @@ import base64
 import secrets
 
 import numpy as np
-from fastapi import APIRouter, Depends
+import orjson
+from fastapi import APIRouter, Depends, Response
 
 from adapter.deps import get_registry, get_triton
 from adapter.errors import invalid_request
@@ -21,12 +22,13 @@ router = APIRouter(prefix="/v1")
 
 @router.post("/images/generations")
 async def generate_images(body: ImageGenerationRequest, registry: ModelRegistry = Depends(get_registry),
-                          triton: TritonClient = Depends(get_triton)) -> dict:
+                          triton: TritonClient = Depends(get_triton)) -> Response:
     body.check_response_format()
     model = await registry.resolve(body.model, Task.IMAGE_GENERATION)
     req = to_generation_request(body, ImageModelConfig.from_parameters(model.parameters))
     outputs = await triton.infer(model.id, triton_inputs(req), outputs=["IMAGES"])
-    return images_response([base64.b64encode(png).decode("ascii") for png in outputs["IMAGES"].reshape(-1)])
+    payload = images_response([base64.b64encode(png).decode("ascii") for png in outputs["IMAGES"].reshape(-1)])
+    return Response(orjson.dumps(payload), media_type="application/json")  # no response-model pass over ~MBs
 
 
 def to_generation_request(body: ImageGenerationRequest, config: ImageModelConfig) -> GenerationRequest:

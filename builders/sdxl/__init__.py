@@ -25,28 +25,33 @@ TINY_SIZES = "64x64,128x128,128x64,64x128"
 
 def build_model(checkpoint: Path, repo: Path, model_id: str, work: Path, *, sizes: str = SDXL_SIZES,
                 default_size: str = "1024x1024", steps: int = 30, guidance: float = 5.0, max_steps: int = 100,
-                max_guidance: float = 20.0, max_batch_images: int = 8, parallel_batches: int = 1,
-                external_data: str = "auto", owned_by: str = "stabilityai") -> Path:
+                max_guidance: float = 20.0, max_batch_images: int = 8, instances: int = 1, ort_threads: int = 0,
+                torch_threads: int = 1, external_data: str = "auto", owned_by: str = "stabilityai") -> Path:
     """Export the checkpoint's engines to work/onnx, then place them as repo/<model_id>; returns the version dir."""
+    if instances < 1 or ort_threads < 0 or torch_threads < 0:
+        raise BuildError(f"need instances >= 1 and thread counts >= 0 (got instances={instances}, "
+                         f"ort_threads={ort_threads}, torch_threads={torch_threads})")
     with step(f"inspect checkpoint {checkpoint}"):
         ckpt = inspect_checkpoint(checkpoint)
         config = ImageModelConfig(sizes=_sizes(sizes), default_size=_sizes(default_size)[0], default_steps=steps,
                                   default_guidance=guidance, max_steps=max_steps, max_guidance=max_guidance,
                                   force_zeros_for_empty_prompt=ckpt.force_zeros_for_empty_prompt,
-                                  max_batch_images=max_batch_images, parallel_batches=parallel_batches)
+                                  max_batch_images=max_batch_images, ort_threads=ort_threads,
+                                  torch_threads=torch_threads)
         _check_sizes(config, ckpt)
     engines = export_engines(ckpt, Path(work) / "onnx", external_data)
     with step(f"place {model_id} in {repo}"):
-        return place_model(Path(repo), model_id, ckpt, engines, config, owned_by)
+        return place_model(Path(repo), model_id, ckpt, engines, config, owned_by, instances)
 
 
 def build_demo(repo: Path, work: Path) -> list[str]:
     with step(f"make {TINY_ID} checkpoint (seed {TINY_SEED})"):
         checkpoint = make_tiny_sdxl(Path(work) / "checkpoint", TINY_SEED)
     # External data forced: the demo loads engines the way the >2 GB real UNet must be loaded.
-    # On CPU, two batches of up to two images at once keep both cores of a small box busy.
+    # CPU serving on a small box (bench/results/images.md): two instances (processes, one per core) with one
+    # ORT thread each beat one instance with two threads per engine or two batches on threads (the GIL).
     build_model(checkpoint, repo, TINY_ID, work, sizes=TINY_SIZES, default_size="64x64", steps=4, guidance=5.0,
-                max_steps=50, max_batch_images=2, parallel_batches=2, external_data="always",
+                max_steps=50, max_batch_images=2, instances=2, ort_threads=1, external_data="always",
                 owned_by="triton-openai")
     return [TINY_ID]
 
@@ -75,8 +80,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     name = model_id(args)
     build_model(args.checkpoint, args.out, name, work_root(args) / name, sizes=args.sizes, default_size=args.default_size,
                 steps=args.steps, guidance=args.guidance, max_steps=args.max_steps,
-                max_batch_images=args.max_batch_images, parallel_batches=args.parallel_batches,
-                external_data=args.external_data)
+                max_batch_images=args.max_batch_images, instances=args.instances, ort_threads=args.ort_threads,
+                torch_threads=args.torch_threads, external_data=args.external_data)
     console.print(f"{args.out / name}: serves {name}")
     return 0
 
@@ -98,8 +103,12 @@ def add_parser(subparsers) -> None:
     build.add_argument("--max-steps", type=int, default=100)
     build.add_argument("--max-batch-images", type=int, default=8,
                        help="images of queued requests denoised as one UNet batch")
-    build.add_argument("--parallel-batches", type=int, default=1,
-                       help="batches run at once in the model instance (CPU serving: about the core count)")
+    build.add_argument("--instances", type=int, default=1,
+                       help="model instances (processes), each running one batch at a time (GPU: 1; CPU: cores)")
+    build.add_argument("--ort-threads", type=int, default=0,
+                       help="ONNX Runtime intra-op threads per engine (0: one per core)")
+    build.add_argument("--torch-threads", type=int, default=1,
+                       help="torch intra-op threads for the scheduler's per-step ops")
     build.add_argument("--external-data", choices=["auto", "always", "never"], default="auto",
                        help="ONNX external data: auto = only for engines over 2 GB (the UNet)")
     build.set_defaults(fn=_cmd_build)

@@ -19,9 +19,10 @@ TEMPLATE = "sdxl_pipeline"
 
 
 def place_model(repo: Path, model_id: str, ckpt: SdxlCheckpoint, engines: dict[str, Path],
-                config: ImageModelConfig, owned_by: str = "stabilityai") -> Path:
+                config: ImageModelConfig, owned_by: str = "stabilityai", instances: int = 1) -> Path:
     model_config = load_config(TEMPLATE)
     model_config.name = model_id
+    model_config.instance_group[0].count = instances
     set_parameters(model_config, **{TASK_PARAMETER: Task.IMAGE_GENERATION.value, OWNED_BY_PARAMETER: owned_by},
                    engine_backend="onnxruntime", **config.to_parameters())
     version_dir = write_model(repo, model_config, TEMPLATE)

@@ -34,8 +34,8 @@ class ImageModelConfig:
     max_guidance: float
     force_zeros_for_empty_prompt: bool = True
     max_batch_images: int = 8  # images of queued requests denoised together (UNet batch = 2x with CFG)
-    parallel_batches: int = 1  # batches run at once in the model instance (CPU: use the cores; GPU: 1)
-    ort_threads: int = 0  # 0: ONNX Runtime's default
+    ort_threads: int = 0  # ONNX Runtime intra-op threads per engine; 0: its default (one per core)
+    torch_threads: int = 1  # torch only runs the scheduler's small per-step ops (see engines.set_torch_threads)
 
     @classmethod
     def from_parameters(cls, params: dict[str, str]) -> "ImageModelConfig":
@@ -44,16 +44,16 @@ class ImageModelConfig:
                    max_steps=int(params["max_steps"]), max_guidance=float(params["max_guidance"]),
                    force_zeros_for_empty_prompt=params.get("force_zeros_for_empty_prompt", "true") == "true",
                    max_batch_images=int(params.get("max_batch_images", "8")),
-                   parallel_batches=int(params.get("parallel_batches", "1")),
-                   ort_threads=int(params.get("ort_threads", "0")))
+                   ort_threads=int(params.get("ort_threads", "0")),
+                   torch_threads=int(params.get("torch_threads", "1")))
 
     def to_parameters(self) -> dict[str, str]:
         return {"sizes": format_sizes(self.sizes), "default_size": format_size(self.default_size),
                 "default_steps": str(self.default_steps), "default_guidance": str(self.default_guidance),
                 "max_steps": str(self.max_steps), "max_guidance": str(self.max_guidance),
                 "force_zeros_for_empty_prompt": str(self.force_zeros_for_empty_prompt).lower(),
-                "max_batch_images": str(self.max_batch_images), "parallel_batches": str(self.parallel_batches),
-                "ort_threads": str(self.ort_threads)}
+                "max_batch_images": str(self.max_batch_images), "ort_threads": str(self.ort_threads),
+                "torch_threads": str(self.torch_threads)}
 
     def supported_sizes_text(self) -> str:
         return ", ".join(format_size(s) for s in self.sizes)

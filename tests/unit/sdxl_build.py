@@ -20,5 +20,5 @@ def tiny_build() -> tuple[Path, Path]:
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     checkpoint = make_tiny_sdxl(root / "checkpoint", seed=0)
     version = build_model(checkpoint, root / "repo", TINY_ID, root / "work", sizes=SIZES, default_size="64x64",
-                          steps=4, external_data="always")
+                          steps=4, instances=2, ort_threads=1, external_data="always")
     return checkpoint, version

@@ -14,7 +14,7 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
 from builders.__main__ import main as builders_main
 from builders.progress import BuildError
-from builders.sdxl import TINY_ID
+from builders.sdxl import TINY_ID, build_model
 from builders.sdxl.checkpoint import inspect_checkpoint
 from builders.sdxl.export import ENGINES, save_onnx
 from builders.sdxl.tiny import make_tiny_sdxl
@@ -127,6 +127,14 @@ def test_build_places_engines_assets_and_config(version_dir):
     assert config.name == TINY_ID and config.backend == "python"
     assert params["openai_task"] == "image-generation"
     assert params["sizes"] == "64x64,128x64" and params["default_steps"] == "4"
+    assert config.instance_group[0].count == 2  # --instances: batches that run at once, one process each
+    assert (params["ort_threads"], params["torch_threads"]) == ("1", "1")
+
+
+def test_instance_and_thread_counts_are_checked(checkpoint, tmp_path):
+    with pytest.raises(BuildError, match="instances"):
+        build_model(checkpoint, tmp_path / "repo", TINY_ID, tmp_path / "work", sizes="64x64", default_size="64x64",
+                    instances=0)
 
 
 def _copy(checkpoint: Path, dest: Path) -> Path:
