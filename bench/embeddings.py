@@ -125,7 +125,7 @@ def in_process_ort(repo: Path, model: str) -> dict[str, Callable[[list[str]], in
     """The served model's tokenizer and ONNX file in this process, with the served engine's threads and pooling:
     the plain way (one call per request, padded to its longest row) and with the served model's length-sorted
     chunking, which separates what chunking gains from what serving costs."""
-    from builders.triton_config import load_config  # noqa: PLC0415
+    from builders.triton_config import get_parameters, load_config  # noqa: PLC0415
     from runtime.embeddings.batching import TokenBlock, encode_blocks  # noqa: PLC0415
     from runtime.embeddings.params import EncoderParams, TokenizerParams  # noqa: PLC0415
     from runtime.embeddings.pooling import pool  # noqa: PLC0415
@@ -135,7 +135,7 @@ def in_process_ort(repo: Path, model: str) -> dict[str, Callable[[list[str]], in
     tok_name, enc_name = internal_names(model)
 
     def params(name: str) -> dict[str, str]:
-        return {k: v.string_value for k, v in load_config(repo / name).parameters.items()}
+        return get_parameters(load_config(repo / name))
 
     enc = EncoderParams.from_parameters(params(enc_name))
     tokenizer = EmbeddingTokenizer(repo / tok_name / "1" / "tokenizer",

@@ -34,6 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
@@ -60,12 +61,12 @@ def served_openai(base_url: str, model: str, size: str, steps: int, guidance: fl
 
 
 def served_http(base_url: str, model: str, size: str, steps: int, guidance: float, **_) -> Call:
-    host, port = base_url.split("//")[1].split("/")[0].split(":")
+    url = urlsplit(base_url)
     local = threading.local()  # one keep-alive connection per client thread
 
     def call(i: int) -> None:
         if not hasattr(local, "conn"):
-            local.conn = http.client.HTTPConnection(host, int(port), timeout=600)
+            local.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=600)
         body = json.dumps({"model": model, "prompt": f"a red fox {i}", "size": size, "seed": i,
                            "num_inference_steps": steps, "guidance_scale": guidance})
         local.conn.request("POST", "/v1/images/generations", body, {"Content-Type": "application/json"})
@@ -97,14 +98,13 @@ def triton_direct(grpc_url: str, model: str, size: str, steps: int, guidance: fl
 
 
 def in_process(repo: str, model: str, size: str, steps: int, guidance: float, **_) -> Call:
-    from builders.triton_config import load_config  # noqa: PLC0415
+    from builders.triton_config import get_parameters, load_config  # noqa: PLC0415
     from runtime.sdxl.config import GenerationRequest, ImageModelConfig  # noqa: PLC0415
     from runtime.sdxl.engines import ort_factory, set_torch_threads  # noqa: PLC0415
     from runtime.sdxl.pipeline import SdxlPipeline  # noqa: PLC0415
 
     # The served model's engine settings (same sessions, same threads): only the serving stack differs.
-    params = {k: v.string_value for k, v in load_config(Path(repo) / model).parameters.items()}
-    config = ImageModelConfig.from_parameters(params)
+    config = ImageModelConfig.from_parameters(get_parameters(load_config(Path(repo) / model)))
     set_torch_threads(config.torch_threads)
     pipeline = SdxlPipeline.from_dir(Path(repo) / model / "1", ort_factory(config.ort_threads),
                                      config.force_zeros_for_empty_prompt)
@@ -168,7 +168,9 @@ def side_worker(conn, name: str, options: dict) -> None:
     conn.send("ready")
     while (job := conn.recv()) is not None:
         first, count, concurrency = job
-        pool = pools.get(concurrency) or pools.setdefault(concurrency, ThreadPoolExecutor(concurrency))
+        if concurrency not in pools:
+            pools[concurrency] = ThreadPoolExecutor(concurrency)
+        pool = pools[concurrency]
         cpu = cpu_seconds()
         latencies, wall = run_block(call, first, count, pool)
         conn.send((latencies, wall, cpu_seconds() - cpu))

@@ -102,12 +102,13 @@ def token_gaps(start: float, times: list[tuple[float, int]]) -> tuple[float, lis
 
 
 def bench_inproc(version_dir: Path, chats: list[tuple[str, int]], c: int) -> dict:
+    from builders.triton_config import get_parameters, load_config  # noqa: PLC0415
     from runtime.llm.generator import Generator  # noqa: PLC0415
     from runtime.llm.protocol import GeneratorConfig  # noqa: PLC0415
 
     gen = _generators.get(version_dir)
     if gen is None:
-        params = _config_params(version_dir.parent / "config.pbtxt")
+        params = get_parameters(load_config(version_dir.parent.resolve()))  # a relative path names a template
         gen = _generators[version_dir] = Generator(version_dir, GeneratorConfig.from_parameters(params))
     sinks, jobs = [], []
     for text, max_tokens in chats:
@@ -139,14 +140,6 @@ def bench_inproc(version_dir: Path, chats: list[tuple[str, int]], c: int) -> dic
 
 _generators: dict = {}
 _hf: dict = {}
-
-
-def _config_params(path: Path) -> dict[str, str]:
-    from google.protobuf import text_format  # noqa: PLC0415
-    from tritonclient.grpc import model_config_pb2  # noqa: PLC0415
-
-    cfg = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-    return {k: v.string_value for k, v in cfg.parameters.items()}
 
 
 def _body(text: str, max_tokens: int) -> str:

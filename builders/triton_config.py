@@ -25,6 +25,11 @@ def set_parameters(config: model_config_pb2.ModelConfig, **params: object) -> No
         config.parameters[key].string_value = str(value)
 
 
+def get_parameters(config: model_config_pb2.ModelConfig) -> dict[str, str]:
+    """The inverse of set_parameters: config.pbtxt `parameters` as a plain dict."""
+    return {key: value.string_value for key, value in config.parameters.items()}
+
+
 def write_model(repo: Path, config: model_config_pb2.ModelConfig, template: str | Path | None = None) -> Path:
     """Create repo/<config.name>/ with config.pbtxt and the template's version folder; returns the version dir."""
     model_dir = Path(repo) / config.name

@@ -13,7 +13,7 @@ from builders.embeddings import build, demo_checkpoint
 from builders.embeddings.checkpoint import read_checkpoint
 from builders.embeddings.repository import check_model_id
 from builders.progress import BuildError
-from builders.triton_config import load_config
+from builders.triton_config import get_parameters, load_config
 from runtime.contract import TASK_PARAMETER
 from runtime.embeddings.params import EncoderParams
 from runtime.embeddings.pooling import PoolingMode, PoolingSpec
@@ -80,12 +80,12 @@ def test_build_writes_ensemble_tokenizer_and_encoder(tmp_path, tiny_bert, dtype)
     ensemble = load_config(repo / model_id)
     assert ensemble.platform == "ensemble"
     assert [s.model_name for s in ensemble.ensemble_scheduling.step] == ["tiny-e5__tokenizer", "tiny-e5__encoder"]
-    params = {k: v.string_value for k, v in ensemble.parameters.items()}
+    params = get_parameters(ensemble)
     assert params[TASK_PARAMETER] == "embeddings" and params["embedding_size"] == "32"
     assert params["max_input_tokens"] == "128" and params["vocab_size"] == "30522"
     encoder = load_config(repo / "tiny-e5__encoder")
     assert encoder.max_batch_size == 2048 and encoder.dynamic_batching.max_queue_delay_microseconds == 2000
-    enc_params = EncoderParams.from_parameters({k: v.string_value for k, v in encoder.parameters.items()})
+    enc_params = EncoderParams.from_parameters(get_parameters(encoder))
     assert enc_params.pooling == PoolingSpec(PoolingMode.MEAN, True)  # no sentence-transformers files: default
     assert (repo / "tiny-e5__tokenizer" / "1" / "tokenizer" / "tokenizer.json").exists()
     engine = repo / "tiny-e5__encoder" / "1" / "model.onnx"

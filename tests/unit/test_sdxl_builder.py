@@ -18,7 +18,7 @@ from builders.sdxl import TINY_ID, build_model
 from builders.sdxl.checkpoint import inspect_checkpoint
 from builders.sdxl.export import ENGINES, save_onnx
 from builders.sdxl.tiny import make_tiny_sdxl
-from builders.triton_config import load_config
+from builders.triton_config import get_parameters, load_config
 from runtime.sdxl.engines import OrtEngine
 from tests.unit.sdxl_build import tiny_build
 
@@ -123,7 +123,7 @@ def test_build_places_engines_assets_and_config(version_dir):
                   "scheduler/scheduler_config.json", "vae/config.json"):
         assert (version / asset).is_file(), asset
     config = load_config(version.parent)
-    params = {k: v.string_value for k, v in config.parameters.items()}
+    params = get_parameters(config)
     assert config.name == TINY_ID and config.backend == "python"
     assert params["openai_task"] == "image-generation"
     assert params["sizes"] == "64x64,128x64" and params["default_steps"] == "4"
