@@ -1,6 +1,7 @@
 """LLM family: Llama-3 checkpoint -> ONNX decoder with KV cache -> decoupled continuous-batching generator.
 
   python -m builders llm --checkpoint DIR [--model-id NAME] [--out REPO] [--dtype fp16] [--max-batch-size 32]
+  python -m builders llm --engine tensorrt-llm --checkpoint DIR --tp 4 [--dry-run] ...   (see builders/llm/trtllm.py)
   python -m builders llm-tiny --out DIR [--seed 0] [--hidden 1024 --layers 8]   (test/benchmark checkpoints)
 """
 from __future__ import annotations
@@ -9,9 +10,10 @@ import argparse
 from pathlib import Path
 
 from builders.cli import add_build_args, model_id, work_root
+from builders.llm import trtllm
 from builders.llm.repository import build_model
 from builders.llm.tiny import TinySpec, make_tiny_llama
-from builders.progress import step
+from builders.progress import BuildError, step
 
 DEMO_ID = "tiny-llama-3"
 
@@ -24,11 +26,22 @@ def build_demo(repo: Path, work: Path) -> list[str]:
 
 
 def _build(args: argparse.Namespace) -> int:
+    return ENGINE_BUILDERS[args.engine](args)
+
+
+def _build_onnx(args: argparse.Namespace) -> int:
+    given = [f"--{a.replace('_', '-')}" for a in trtllm.TRTLLM_ONLY if getattr(args, a)]
+    if given or args.dtype == "bf16":
+        raise BuildError(f"{', '.join(given) or '--dtype bf16'}: only with --engine tensorrt-llm")
     name = model_id(args)
     build_model(args.checkpoint, args.out, name, work=work_root(args) / name,
-                dtype=args.dtype, max_batch_size=args.max_batch_size, max_model_len=args.max_model_len,
+                dtype=args.dtype or "fp32", max_batch_size=args.max_batch_size, max_model_len=args.max_model_len,
                 external_data=args.external_data, intra_op_threads=args.intra_op_threads)
     return 0
+
+
+# --engine -> the function that builds the entry (each engine's options are its own business)
+ENGINE_BUILDERS = {"onnxruntime": _build_onnx, trtllm.ENGINE_TYPE: trtllm.build_from_args}
 
 
 def _tiny(args: argparse.Namespace) -> int:
@@ -43,12 +56,16 @@ def _tiny(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("llm", help="Llama-3 checkpoint -> ONNX decoder + generator model")
     add_build_args(p, "Hugging Face Llama checkpoint directory")
-    p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32")
+    p.add_argument("--engine", choices=sorted(ENGINE_BUILDERS), default="onnxruntime",
+                   help="what runs the model: our scheduler on ONNX Runtime, or TensorRT-LLM (multi-GPU)")
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"],
+                   help="weights (default fp32 on onnxruntime, bf16 on tensorrt-llm)")
     p.add_argument("--max-batch-size", type=int, default=32, help="most sequences decoded together")
     p.add_argument("--max-model-len", type=int, help="context window (default: the checkpoint's)")
     p.add_argument("--external-data", action=argparse.BooleanOptionalAction, default=None,
                    help="weights in an external file (default: only over 2 GB)")
     p.add_argument("--intra-op-threads", type=int, default=0, help="ONNX Runtime threads (0: ORT default)")
+    trtllm.add_args(p)
     p.set_defaults(fn=_build)
 
     t = sub.add_parser("llm-tiny", help="make a random-weight Llama-3-shaped checkpoint (tests, benchmarks)")

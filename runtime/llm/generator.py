@@ -1,13 +1,13 @@
-"""The generator as the Triton model sees it: tokenizer + engine session + scheduler, built from a model folder."""
+"""The generator as the Triton model sees it: tokenizer + the entry's engine (runtime/llm/engines.py), built
+from a model folder."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from runtime.errors import ClientError
-from runtime.llm.ort_session import OrtSession
+from runtime.llm.engines import build_engine
 from runtime.llm.protocol import GenerationRequest, GeneratorConfig
-from runtime.llm.scheduler import Scheduler
-from runtime.llm.sequence import Job, ResponseSink, Vocab
+from runtime.llm.sequence import Job, ResponseSink
 from runtime.llm.session import EngineSession
 from runtime.llm.tokenizer import LlamaTokenizer
 
@@ -16,11 +16,9 @@ class Generator:
     def __init__(self, model_dir: str | Path, config: GeneratorConfig, session: EngineSession | None = None):
         self.config = config
         self.tokenizer = LlamaTokenizer(Path(model_dir) / "tokenizer")
-        self.session = session or OrtSession(Path(model_dir) / config.engine, config.intra_op_threads)
-        # The model may have more logit rows than the tokenizer has tokens (padding rows): they decode to nothing.
-        table = self.tokenizer.token_bytes + [b""] * max(0, self.session.vocab_size - len(self.tokenizer.token_bytes))
-        self.vocab = Vocab(table, self.tokenizer.special_ids, self.tokenizer.stop_ids)
-        self.scheduler = Scheduler(self.session, self.vocab, config.max_batch_size)
+        # Our Scheduler over an ORT session, or TensorRT-LLM's own in-flight batcher: both take Jobs.
+        self.scheduler = build_engine(Path(model_dir), config, self.tokenizer, session)
+        self.vocab = self.scheduler.vocab
 
     def start(self) -> None:
         self.scheduler.start()

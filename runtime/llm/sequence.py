@@ -74,6 +74,11 @@ class Choice:
         elif len(self.token_ids) >= self.max_tokens:
             self._finish("length")
 
+    def end(self, reason: str) -> None:
+        """Finish for a reason the engine decided (an engine that stops sequences itself, e.g. TensorRT-LLM)."""
+        if not self.finished:
+            self._finish(reason)
+
     def _finish(self, reason: str) -> None:
         tail, matched = self.stop.feed(self.detok.flush())
         self.text += tail if matched else tail + self.stop.flush()
