@@ -1,0 +1,112 @@
+"""The TensorRT-LLM builder on a CPU machine: --dry-run prints the library's commands and writes an entry whose
+config.pbtxt Triton's own protobuf parses, with the engine and parallelism as parameters; the generator picks the
+TensorRT-LLM engine for it and refuses, at load, an engine that was never built or built for another node."""
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from builders.__main__ import main
+from builders.llm.tiny import TinySpec, save_tokenizer, train_tokenizer
+from builders.llm.trtllm import TrtLlmSpec, build_command, convert_command
+from builders.triton_config import get_parameters
+from runtime.llm.generator import Generator
+from runtime.llm.protocol import GeneratorConfig
+from runtime.llm.trtllm_manifest import ENGINE_DIR, MANIFEST_FILE, TrtLlmManifest
+
+MODEL_ID = "llama-3-70b-instruct"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A Llama-3-70B-shaped config.json with a small tokenizer: the dry run reads no weights."""
+    out = tmp_path_factory.mktemp("ckpt")
+    save_tokenizer(train_tokenizer(TinySpec(seed=1, vocab_size=500)), out)
+    (out / "config.json").write_text(json.dumps({
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 128256, "hidden_size": 8192,
+        "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8,
+        "max_position_embeddings": 8192}))
+    return out
+
+
+def run_dry(checkpoint, repo, capsys, *extra):
+    argv = ["llm", "--engine", "tensorrt-llm", "--checkpoint", str(checkpoint), "--model-id", MODEL_ID,
+            "--out", str(repo), "--tp", "4", "--max-batch-size", "64", "--max-model-len", "16384", "--dry-run", *extra]
+    assert main(argv) == 0
+    return [shlex.split(line) for line in capsys.readouterr().out.strip().splitlines()]
+
+
+def test_dry_run_prints_the_commands_and_writes_a_parsable_entry(checkpoint, tmp_path, capsys):
+    convert, build = run_dry(checkpoint, tmp_path, capsys, "--pp", "2", "--quantization", "fp8")
+    assert convert[1].endswith("examples/quantization/quantize.py")
+    assert _flags(convert) >= {("--tp_size", "4"), ("--pp_size", "2"), ("--qformat", "fp8"),
+                               ("--kv_cache_dtype", "fp8"), ("--dtype", "bfloat16")}
+    version_dir = tmp_path / MODEL_ID / "1"
+    assert build[0] == "trtllm-build" and ("--output_dir", str(version_dir / ENGINE_DIR)) in _flags(build)
+    assert _flags(build) >= {("--max_batch_size", "64"), ("--max_num_tokens", "8192"), ("--max_seq_len", "8192"),
+                             ("--max_input_len", "8191"), ("--use_paged_context_fmha", "enable")}
+    assert "--gather_generation_logits" in build
+
+    config = text_format.Parse((tmp_path / MODEL_ID / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    params = get_parameters(config)
+    assert config.name == MODEL_ID and config.backend == "python" and config.model_transaction_policy.decoupled
+    assert [(g.count, g.kind) for g in config.instance_group] == [(1, model_config_pb2.ModelInstanceGroup.KIND_MODEL)]
+    assert {k: params[k] for k in ("engine_type", "engine", "tensor_parallel_size", "pipeline_parallel_size",
+                                   "quantization", "max_model_len", "vocab_size", "openai_task")} == {
+        "engine_type": "tensorrt-llm", "engine": ENGINE_DIR, "tensor_parallel_size": "4",
+        "pipeline_parallel_size": "2", "quantization": "fp8", "max_model_len": "8192", "vocab_size": "128256",
+        "openai_task": "text-generation"}
+    manifest = TrtLlmManifest.read(version_dir / MANIFEST_FILE)
+    assert (manifest.world_size, manifest.max_seq_len, manifest.built) == (8, 8192, False)
+    assert [shlex.split(c) for c in manifest.commands] == [convert, build]
+    assert (version_dir / "model.py").exists() and (version_dir / "tokenizer" / "tokenizer.json").exists()
+
+
+def test_weight_only_and_plain_conversions(checkpoint, tmp_path):
+    int8 = convert_command(TrtLlmSpec(tp=2, quantization="int8-weight-only", dtype="fp16"), checkpoint, tmp_path)
+    assert int8[1].endswith("examples/models/core/llama/convert_checkpoint.py")
+    assert _flags(int8) >= {("--tp_size", "2"), ("--dtype", "float16"), ("--weight_only_precision", "int8")}
+    assert "--use_weight_only" in int8
+    plain = convert_command(TrtLlmSpec(tp=8), checkpoint, tmp_path)
+    assert "--use_weight_only" not in plain and "--qformat" not in plain and ("--tp_size", "8") in _flags(plain)
+    assert ("--max_seq_len", "4096") in _flags(build_command(TrtLlmSpec(), tmp_path, tmp_path, 4096))
+
+
+def test_the_generator_picks_tensorrt_llm_and_refuses_an_unbuilt_engine(checkpoint, tmp_path, capsys):
+    run_dry(checkpoint, tmp_path, capsys)
+    config = text_format.Parse((tmp_path / MODEL_ID / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    gen_config = GeneratorConfig.from_parameters(get_parameters(config))
+    assert (gen_config.engine_type, gen_config.max_batch_size) == ("tensorrt-llm", 64)
+    with pytest.raises(RuntimeError, match="never built"):
+        Generator(tmp_path / MODEL_ID / "1", gen_config)
+
+
+def test_without_tensorrt_llm_a_real_build_fails_clearly(checkpoint, tmp_path, capsys):
+    argv = ["llm", "--engine", "tensorrt-llm", "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--tp", "2"]
+    assert main(argv) == 2
+    assert "TensorRT-LLM is not installed here" in capsys.readouterr().err
+    assert main(["llm", "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--tp", "2"]) == 2
+    assert "--tp: only with --engine tensorrt-llm" in capsys.readouterr().err
+    assert main(["llm", "--engine", "tensorrt-llm", "--checkpoint", str(checkpoint), "--out", str(tmp_path),
+                 "--dtype", "fp32", "--dry-run"]) == 2
+
+
+def test_manifest_mismatches_name_both_sides():
+    m = TrtLlmManifest(tensor_parallel_size=2, pipeline_parallel_size=1, dtype="bf16", quantization="none",
+                       max_batch_size=8, max_num_tokens=8192, max_seq_len=8192, tensorrt_llm_version="1.0.0",
+                       gpu="NVIDIA H200")
+    m.check("1.0.0", "NVIDIA H200", 2)
+    with pytest.raises(RuntimeError, match=r"TensorRT-LLM 1\.0\.0, this node has 1\.1\.0"):
+        m.check("1.1.0", "NVIDIA H200", 2)
+    with pytest.raises(RuntimeError, match="built for NVIDIA H200, this node has NVIDIA H100 80GB HBM3"):
+        m.check("1.0.0", "NVIDIA H100 80GB HBM3", 8)
+    with pytest.raises(RuntimeError, match="needs 2 GPUs"):
+        m.check("1.0.0", "NVIDIA H200", 1)
+
+
+def _flags(argv: list[str]) -> set[tuple[str, str]]:
+    return set(zip(argv, argv[1:]))
