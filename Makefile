@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 INSTALLED := $(VENV)/.installed
 SOURCES := $(shell find builders runtime model_repository -type f \( -name '*.py' -o -name '*.pbtxt' -o -name '*.json' \) 2>/dev/null)
 
-.PHONY: venv repo serve test unit bench clean
+.PHONY: venv repo serve test unit bench clean test-gpu-trtllm
 
 venv: $(INSTALLED)
 
@@ -36,6 +36,11 @@ test: repo
 
 unit: venv
 	$(PY) -m pytest -q tests/unit
+
+# Chat and completions suites against a TensorRT-LLM entry of the tiny Llama (GPU + TensorRT-LLM, e.g. in the
+# Dockerfile's trtllm stage; TP=2 for two ranks). Fails loudly where either is missing.
+test-gpu-trtllm:
+	bash tests/gpu/trtllm.sh $(PYTEST_ARGS)
 
 clean:
 	rm -rf build

@@ -11,7 +11,7 @@ import pytest
 
 from launcher.adapter_process import AdapterServer
 from launcher.process import ProcessStartError, free_port
-from launcher.tritonserver import TritonServer
+from launcher.tritonserver import TritonInstall, TritonServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,10 +41,16 @@ def logs_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
+def _container_install() -> TritonInstall | None:
+    """TRITONSERVER=/opt/tritonserver/bin/tritonserver: the suites on a Triton container's own server (GPU targets)."""
+    binary = os.environ.get("TRITONSERVER")
+    return TritonInstall(Path(binary), Path(binary).parent.parent / "backends") if binary else None
+
+
 @pytest.fixture(scope="session")
 def triton(model_repository: Path, logs_dir: Path) -> Iterator[TritonServer]:
     server = TritonServer(model_repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                          log_file=logs_dir / "tritonserver.log")
+                          log_file=logs_dir / "tritonserver.log", install=_container_install())
     _start(server, lambda: server.wait_ready(600))
     yield server
     server.stop()

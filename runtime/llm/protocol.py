@@ -8,6 +8,8 @@ Model config parameters of the client-facing generator (all strings in config.pb
   engine          engine file (or folder) inside the version folder (default "model.onnx")
   intra_op_threads ONNX Runtime threads (0 = ORT default)
   engine_type     what runs the jobs (runtime/llm/engines.py): "onnxruntime" (default) | "tensorrt-llm"
+  tensor_parallel_size, pipeline_parallel_size, dtype, quantization: tensorrt-llm entries, for people and tools
+                  (the engine itself loads by its trtllm_manifest.json)
 
 Input `request` (TYPE_STRING [1], JSON): {"messages": [...]} | {"prompt": str} | {"prompt_token_ids": [int]},
   "sampling": {...SamplingParams fields...}, "echo": bool.
