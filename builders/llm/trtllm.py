@@ -80,12 +80,15 @@ def convert_command(spec: TrtLlmSpec, checkpoint: Path, out: Path) -> list[str]:
 
 def build_command(spec: TrtLlmSpec, converted: Path, engine_dir: Path, max_seq_len: int) -> list[str]:
     """trtllm-build: one engine per rank (built in turn on this GPU), limits fixed at build time."""
-    return ["trtllm-build", "--checkpoint_dir", str(converted), "--output_dir", str(engine_dir),
-            "--gemm_plugin", "auto", "--max_batch_size", str(spec.max_batch_size),
-            "--max_num_tokens", str(spec.max_num_tokens), "--max_seq_len", str(max_seq_len),
-            "--max_input_len", str(max_seq_len - 1),
-            "--use_paged_context_fmha", "enable",  # chunked prefill: prompts longer than max_num_tokens
-            "--gather_generation_logits"]  # logprobs on the TensorRT flow are computed from these
+    command = ["trtllm-build", "--checkpoint_dir", str(converted), "--output_dir", str(engine_dir),
+               "--gemm_plugin", "auto", "--max_batch_size", str(spec.max_batch_size),
+               "--max_num_tokens", str(spec.max_num_tokens), "--max_seq_len", str(max_seq_len),
+               "--max_input_len", str(max_seq_len - 1),
+               "--use_paged_context_fmha", "enable",  # chunked prefill: prompts longer than max_num_tokens
+               "--gather_generation_logits"]  # logprobs on the TensorRT flow are computed from these
+    if spec.quantization == "fp8":  # paged context FMHA alone would keep FP8 attention off (Hopper)
+        command += ["--use_fp8_context_fmha", "enable"]
+    return command
 
 
 def checkpoint_limits(checkpoint: Path, max_model_len: int | None) -> tuple[int, int]:

@@ -49,7 +49,7 @@ def test_dry_run_prints_the_commands_and_writes_a_parsable_entry(checkpoint, tmp
     assert build[0] == "trtllm-build" and ("--output_dir", str(version_dir / ENGINE_DIR)) in _flags(build)
     assert _flags(build) >= {("--max_batch_size", "64"), ("--max_num_tokens", "8192"), ("--max_seq_len", "8192"),
                              ("--max_input_len", "8191"), ("--use_paged_context_fmha", "enable")}
-    assert "--gather_generation_logits" in build
+    assert "--gather_generation_logits" in build and ("--use_fp8_context_fmha", "enable") in _flags(build)
 
     config = text_format.Parse((tmp_path / MODEL_ID / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     params = get_parameters(config)
@@ -73,7 +73,8 @@ def test_weight_only_and_plain_conversions(checkpoint, tmp_path):
     assert "--use_weight_only" in int8
     plain = convert_command(TrtLlmSpec(tp=8), checkpoint, tmp_path)
     assert "--use_weight_only" not in plain and "--qformat" not in plain and ("--tp_size", "8") in _flags(plain)
-    assert ("--max_seq_len", "4096") in _flags(build_command(TrtLlmSpec(), tmp_path, tmp_path, 4096))
+    plain_build = build_command(TrtLlmSpec(), tmp_path, tmp_path, 4096)
+    assert ("--max_seq_len", "4096") in _flags(plain_build) and "--use_fp8_context_fmha" not in plain_build
 
 
 def test_the_generator_picks_tensorrt_llm_and_refuses_an_unbuilt_engine(checkpoint, tmp_path, capsys):
