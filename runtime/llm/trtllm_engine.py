@@ -60,7 +60,8 @@ class TrtLlmScheduler:
 
     def __init__(self, llm: Any, sampling_params_cls: Any, vocab: Vocab, config: GeneratorConfig, end_id: int,
                  cancel_check_s: float = 0.25, stall_timeout_s: float = 600.0):
-        self.llm, self._params_cls, self.vocab, self.config, self.end_id = llm, sampling_params_cls, vocab, config, end_id
+        self.llm, self._params_cls, self.vocab, self.config = llm, sampling_params_cls, vocab, config
+        self.end_id = end_id
         self.cancel_check_s, self.stall_timeout_s = cancel_check_s, stall_timeout_s
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
