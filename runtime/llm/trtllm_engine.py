@@ -65,8 +65,11 @@ class TrtLlmScheduler:
         self.cancel_check_s, self.stall_timeout_s = cancel_check_s, stall_timeout_s
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
-        self._tasks: dict[Job, asyncio.Task] = {}  # live requests; touched only on the loop's thread
-        self._client_gone: set[Job] = set()
+        # Live requests, touched only on the loop's thread: their tasks, when each last heard from the engine,
+        # and why the watcher cancelled one ("client": the client went away, "stall": the engine went silent).
+        self._tasks: dict[Job, asyncio.Task] = {}
+        self._progress: dict[Job, float] = {}
+        self._why: dict[Job, str] = {}
 
     # -- other threads ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -86,31 +89,33 @@ class TrtLlmScheduler:
     # -- the loop -----------------------------------------------------------------------------------------
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        watcher = self._loop.create_task(self._watch_cancelled())
+        watcher = self._loop.create_task(self._watch())
         self._loop.run_forever()
         watcher.cancel()
         self._loop.run_until_complete(asyncio.gather(watcher, return_exceptions=True))
         self._loop.close()
 
     async def _serve(self, job: Job) -> None:
-        self._tasks[job] = asyncio.current_task()
+        self._tasks[job], self._progress[job] = asyncio.current_task(), self._loop.time()
         result = None
         try:
             result = self._generate(job)
             await self._stream(job, result)
-        except asyncio.CancelledError:  # the client went away, or the generator stops
+        except asyncio.CancelledError:  # the watcher or stop() cancelled it
             _abort(result)
-            if job in self._client_gone:
+            why = self._why.get(job)
+            if why == "client":
                 job.sink.close()
             else:
-                _fail(job, RuntimeError("generator stopped"))
+                _fail(job, RuntimeError(f"TensorRT-LLM sent nothing for {self.stall_timeout_s:.0f} s"
+                                        if why == "stall" else "generator stopped"))
         except Exception as exc:  # noqa: BLE001  (every failure ends the stream with an error response)
             _abort(result)
             log.warning("TensorRT-LLM request failed", exc_info=True)
             _fail(job, engine_error(exc, at_submit=result is None))
         finally:
-            self._tasks.pop(job, None)
-            self._client_gone.discard(job)
+            for live in (self._tasks, self._progress, self._why):
+                live.pop(job, None)
 
     def _generate(self, job: Job) -> Any:
         params = self._params_cls(**sampling_kwargs(
@@ -122,12 +127,11 @@ class TrtLlmScheduler:
         reader = StreamReader(job, self.vocab, self.end_id)
         stream = result.__aiter__()
         while not job.done:
-            try:
-                output = await asyncio.wait_for(stream.__anext__(), self.stall_timeout_s)
+            try:  # awaited directly (no wait_for, whose 3.11 form can lose a cancellation): the watcher times it
+                output = await stream.__anext__()
             except StopAsyncIteration:
                 raise RuntimeError("TensorRT-LLM ended the stream before every choice finished") from None
-            except asyncio.TimeoutError:
-                raise RuntimeError(f"TensorRT-LLM sent nothing for {self.stall_timeout_s:.0f} s") from None
+            self._progress[job] = self._loop.time()
             reader.read(output.outputs)
             if output.finished:
                 reader.finish()
@@ -141,13 +145,21 @@ class TrtLlmScheduler:
                 job.sink.close()
                 return
 
-    async def _watch_cancelled(self) -> None:
+    async def _watch(self) -> None:
+        """Cancel the requests whose client went away, or that the engine left without a response for too long."""
         while True:
             await asyncio.sleep(self.cancel_check_s)
+            now = self._loop.time()
             for job, task in list(self._tasks.items()):
+                if job in self._why:
+                    continue
                 if job.sink.cancelled():
-                    self._client_gone.add(job)
-                    task.cancel()
+                    self._why[job] = "client"
+                elif now - self._progress[job] > self.stall_timeout_s:
+                    self._why[job] = "stall"
+                else:
+                    continue
+                task.cancel()
 
     async def _cancel_all(self) -> None:
         tasks = list(self._tasks.values())

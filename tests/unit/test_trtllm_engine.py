@@ -123,6 +123,8 @@ def test_stop_fails_what_is_still_running(monkeypatch):
     sched.start()
     sink = Sink()
     sched.submit(Job(Prompt([0], "p"), SamplingParams(ignore_eos=True), VOCAB, sink, 64))
-    time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    while not llm.requests and time.monotonic() < deadline:  # in the engine, ~60 steps of 50 ms to go
+        time.sleep(0.01)
     sched.stop()
     assert sink.ended.is_set() and "stopped" in str(sink.error) and llm.aborts == 1 and llm.shut_down
