@@ -23,6 +23,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from runtime.llm.sequence import Vocab
+
+# The tests' vocabulary: letters, then Llama-3's two stop tokens (<|eot_id|> is the EOS / end_id).
+V = 20
+EOT, END_OF_TEXT = 19, 18
+VOCAB = Vocab([bytes([ord("a") + i]) for i in range(V - 2)] + [b"<|end_of_text|>", b"<|eot_id|>"],
+              frozenset({EOT, END_OF_TEXT}), frozenset({EOT, END_OF_TEXT}))
+
 
 @dataclass(kw_only=True)
 class SamplingParams:

@@ -15,7 +15,7 @@ from runtime.llm.sequence import Job
 from runtime.llm.tokenizer import Prompt
 from runtime.llm.trtllm_engine import TrtLlmScheduler
 from tests.unit import fake_trtllm
-from tests.unit.test_trtllm_mapping import EOT, V, VOCAB
+from tests.unit.fake_trtllm import EOT, V, VOCAB
 
 
 class Sink:

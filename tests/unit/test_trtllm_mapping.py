@@ -10,16 +10,12 @@ import torch
 
 from runtime.errors import ClientError
 from runtime.llm.protocol import SamplingParams as Ours
-from runtime.llm.sequence import Job, Vocab
+from runtime.llm.sequence import Job
 from runtime.llm.tokenizer import Prompt
 from runtime.llm.trtllm_manifest import TrtLlmManifest
-from runtime.llm.trtllm_params import (StreamReader, end_id_of, engine_error, llm_kwargs, sampled, sampling_kwargs)
-from tests.unit.fake_trtllm import CompletionOutput, KvCacheConfig, Logprob, SamplingParams
-
-V = 20
-EOT, END_OF_TEXT = 19, 18
-VOCAB = Vocab([bytes([ord("a") + i]) for i in range(V - 2)] + [b"<|end_of_text|>", b"<|eot_id|>"],
-              frozenset({EOT, END_OF_TEXT}), frozenset({EOT, END_OF_TEXT}))
+from runtime.llm.trtllm_params import StreamReader, end_id_of, engine_error, llm_kwargs, sampled, sampling_kwargs
+from tests.unit.fake_trtllm import (END_OF_TEXT, EOT, V, VOCAB, CompletionOutput, KvCacheConfig, Logprob,
+                                    SamplingParams)
 
 
 def library_params(ours: Ours, max_tokens: int = 8) -> SamplingParams:
