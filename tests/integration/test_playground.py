@@ -105,27 +105,36 @@ def test_models_listed_by_task(page, client):
     assert sizes == client.models.retrieve("tiny-sdxl").model_extra["sizes"] and "64x64" in sizes
 
 
+def _chat(page, client, text: str, stop: list[str] | None = None, typed_stop: str = ""):
+    """Send `text` from the page at temperature 0; the reply element and the same request made non-streamed."""
+    page.find_element("id", "chat-clear").click()
+    _type(page, "chat-stop", typed_stop)
+    _type(page, "chat-input", text)
+    page.find_element("id", "chat-send").click()
+    reply = _wait(page, lambda d: d.find_element("css selector", ".msg.assistant[data-done]"))
+    assert _text(page, "chat-error") == ""
+    expected = client.chat.completions.create(
+        model="tiny-llama-3", temperature=0, max_tokens=12, stop=stop,
+        messages=[{"role": "system", "content": _value(page, "chat-system").strip()},
+                  {"role": "user", "content": text}])
+    assert reply.find_element("css selector", ".text").get_attribute("textContent") == \
+        expected.choices[0].message.content  # streamed in the page == non-streamed at temperature 0
+    return reply, expected
+
+
 def test_chat_streams_into_the_page(page, client):
     from selenium.webdriver.support.ui import Select  # noqa: PLC0415
 
     Select(page.find_element("id", "chat-model")).select_by_value("tiny-llama-3")
     _type(page, "chat-temperature", "0")
     _type(page, "chat-max-tokens", "12")
-    _type(page, "chat-input", "Hi")
-    page.find_element("id", "chat-send").click()
-    reply = _wait(page, lambda d: d.find_element("css selector", ".msg.assistant[data-done]"))
-    assert _text(page, "chat-error") == ""
-    expected = client.chat.completions.create(
-        model="tiny-llama-3", temperature=0, max_tokens=12,
-        messages=[{"role": "system", "content": _value(page, "chat-system").strip()},
-                  {"role": "user", "content": "Hi"}])
-    text = reply.find_element("css selector", ".text").get_attribute("textContent")
-    assert text == expected.choices[0].message.content  # streamed in the page == non-streamed at temperature 0
+    reply, expected = _chat(page, client, "Hi")
     assert int(reply.get_attribute("data-chunks")) >= 2  # rendered delta by delta
     stats = _text(page, "chat-stats")
     assert re.search(r"time to first token \d+ ms", stats), stats
     usage = expected.usage
     assert f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion = {usage.total_tokens}" in stats
+    assert "finish: length" in stats or "finish: stop" in stats
 
 
 def test_image_appears(page):
@@ -172,6 +181,16 @@ def _screenshot(page, path) -> None:
     assert Image.open(path).size[0] >= 1000
     if os.environ.get("PLAYGROUND_SCREENSHOT"):
         Image.open(path).convert("RGB").quantize(colors=128).save(os.environ["PLAYGROUND_SCREENSHOT"], optimize=True)
+
+
+def test_chat_stop_sequences(page, client):
+    full = client.chat.completions.create(
+        model="tiny-llama-3", temperature=0, max_tokens=12,
+        messages=[{"role": "system", "content": _value(page, "chat-system").strip()},
+                  {"role": "user", "content": "Hi"}]).choices[0].message.content
+    stop = next(full[i:i + 2] for i in range(2, len(full) - 1) if not set(full[i:i + 2]) & set(",\\\ufffd"))
+    _, expected = _chat(page, client, "Hi", stop=[stop, "\n"], typed_stop=stop + r",\n")
+    assert len(expected.choices[0].message.content) < len(full) and expected.choices[0].finish_reason == "stop"
 
 
 def test_wrong_key_shows_the_api_401_message(page, secured):
