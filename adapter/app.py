@@ -8,12 +8,12 @@ from fastapi import FastAPI
 from adapter.errors import install_error_handlers
 from adapter.model_registry import ModelRegistry
 from adapter.middleware import install_hardening
-from adapter.routers import chat, completions, embeddings, health, images, metrics, models
+from adapter.routers import chat, completions, embeddings, health, images, metrics, models, playground
 from adapter.settings import Settings, get_settings
 from adapter.triton_client import TritonClient
 
 ROUTERS = [health.router, models.router, metrics.router, chat.router, completions.router,
-           images.router, embeddings.router]
+           images.router, embeddings.router, playground.router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

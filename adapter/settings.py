@@ -6,7 +6,8 @@ Auth
 - API_KEYS: comma-separated accepted API keys (`Authorization: Bearer <key>`).
 - API_KEYS_FILE: a file with one key per line (blank lines and `#` comments ignored); adds to API_KEYS.
   No key configured = the API is open (a warning is logged at start-up).
-- AUTH_EXEMPT_PATHS: comma-separated path prefixes that never need a key (default `/health,/metrics`).
+- AUTH_EXEMPT_PATHS: comma-separated path prefixes that never need a key (default `/health,/metrics,/playground,/`;
+  `/` matches the root page only, never every path).
 
 Limits (each violation is a 4xx OpenAI error envelope naming the limit; 0 disables a count limit)
 - MAX_BODY_BYTES: largest request body accepted (413 beyond it).
@@ -49,7 +50,7 @@ class Settings(BaseSettings):
     # Auth (kept as strings: pydantic-settings would otherwise expect JSON lists in the environment).
     api_keys: str = ""
     api_keys_file: Path | None = None
-    auth_exempt_paths: str = "/health,/metrics"
+    auth_exempt_paths: str = "/health,/metrics,/playground,/"  # "/" alone: only the page
 
     # Limits.
     max_body_bytes: int = 16 * 1024 * 1024

@@ -64,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     print(f"OpenAI-compatible API ready at {stack.adapter.base_url}  (Triton grpc {stack.triton.grpc_url}; "
           f"logs in {args.log_dir})", flush=True)
+    print(f"Playground (try every model in a browser) at {stack.adapter.url}/playground", flush=True)
     try:
         _wait_for_signal()
     finally:

@@ -46,7 +46,8 @@ class ApiKeyChecker:
 
 
 def is_exempt(path: str, exempt: tuple[str, ...]) -> bool:
-    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in exempt)
+    """Exact path or a prefix of whole segments; "/" (no segment) exempts the root page only."""
+    return any(path == p or (p.rstrip("/") and path.startswith(p.rstrip("/") + "/")) for p in exempt)
 
 
 class AuthMiddleware:
