@@ -14,6 +14,10 @@ ENGINES = ("text_encoder", "text_encoder_2", "unet", "vae_decoder")
 class Engine(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
+    def run_tensors(self, feeds: dict[str, torch.Tensor], out_shapes: dict[str, tuple[int, ...]]
+                    ) -> dict[str, torch.Tensor]:
+        """Tensors on the pipeline's device in and out (runtime/sdxl/device.py keeps them on the GPU)."""
+
 
 EngineFactory = Callable[[Path], Engine]
 
@@ -31,6 +35,12 @@ class OrtEngine:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._outputs, self._session.run(self._outputs, feeds)))
+
+    def run_tensors(self, feeds: dict[str, torch.Tensor], out_shapes: dict[str, tuple[int, ...]]
+                    ) -> dict[str, torch.Tensor]:
+        """CPU tensors share memory with numpy both ways: no copies."""
+        outputs = self.run({name: tensor.numpy() for name, tensor in feeds.items()})
+        return {name: torch.from_numpy(value) for name, value in outputs.items()}
 
 
 def ort_factory(threads: int = 0) -> EngineFactory:
