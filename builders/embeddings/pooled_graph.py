@@ -30,7 +30,7 @@ def add_pooling(src: Path, dst: Path, spec: PoolingSpec) -> Path:
     nodes = _mean_nodes(helper, states) if spec.mode is PoolingMode.MEAN else _cls_nodes(helper, states)
     pooled = nodes[-1].output[0]
     if spec.normalize:
-        nodes += [helper.make_node("ReduceL2", [pooled, "pool_axis_last"], ["pool_norm"], keepdims=1),
+        nodes += [helper.make_node("ReduceL2", [pooled], ["pool_norm"], axes=[-1], keepdims=1),
                   helper.make_node("Max", ["pool_norm", "pool_eps_norm"], ["pool_norm_clipped"]),
                   helper.make_node("Div", [pooled, "pool_norm_clipped"], ["pool_normalized"])]
     nodes.append(helper.make_node("Cast", [nodes[-1].output[0]], [POOLED_OUTPUT], to=TensorProto.FLOAT))

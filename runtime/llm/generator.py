@@ -10,13 +10,24 @@ from runtime.llm.scheduler import Scheduler
 from runtime.llm.sequence import Job, ResponseSink, Vocab
 from runtime.llm.session import EngineSession
 from runtime.llm.tokenizer import LlamaTokenizer
+from runtime.target import EngineTarget
+
+
+def engine_session(path: Path, config: GeneratorConfig, target: EngineTarget, device_id: int = 0) -> EngineSession:
+    """ONNX Runtime on the CPU, or on a GPU with the KV cache kept on the device between steps."""
+    if not target.on_gpu:
+        return OrtSession(path, config.intra_op_threads)
+    from runtime.llm.cuda_session import CudaOrtSession  # noqa: PLC0415  (needs a CUDA torch)
+
+    return CudaOrtSession(path, target, device_id)
 
 
 class Generator:
-    def __init__(self, model_dir: str | Path, config: GeneratorConfig, session: EngineSession | None = None):
+    def __init__(self, model_dir: str | Path, config: GeneratorConfig, session: EngineSession | None = None,
+                 target: EngineTarget = EngineTarget(), device_id: int = 0):
         self.config = config
         self.tokenizer = LlamaTokenizer(Path(model_dir) / "tokenizer")
-        self.session = session or OrtSession(Path(model_dir) / config.engine, config.intra_op_threads)
+        self.session = session or engine_session(Path(model_dir) / config.engine, config, target, device_id)
         # The model may have more logit rows than the tokenizer has tokens (padding rows): they decode to nothing.
         table = self.tokenizer.token_bytes + [b""] * max(0, self.session.vocab_size - len(self.tokenizer.token_bytes))
         self.vocab = Vocab(table, self.tokenizer.special_ids, self.tokenizer.stop_ids)

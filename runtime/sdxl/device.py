@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runtime.providers import GpuOptions, open_session
+from runtime.gpu_probe import check_gpu_provider
+from runtime.providers import CUDA, GpuOptions, open_session
 from runtime.target import EngineTarget
 
 _ELEMENT = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
@@ -24,6 +25,7 @@ class CudaEngine:
     def __init__(self, path: Path, target: EngineTarget, device_id: int, cuda_graph: bool = False):
         import onnxruntime as ort  # noqa: PLC0415
 
+        check_gpu_provider(CUDA, device_id)  # before torch.cuda, whose errors would not name what is missing
         self.device = torch.device("cuda", device_id)
         stream = torch.cuda.current_stream(self.device).cuda_stream
         self._session = open_session(path, target, ort.SessionOptions(),

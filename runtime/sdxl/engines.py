@@ -8,6 +8,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from runtime.target import EngineTarget
+
 ENGINES = ("text_encoder", "text_encoder_2", "unet", "vae_decoder")
 
 
@@ -45,6 +47,16 @@ class OrtEngine:
 
 def ort_factory(threads: int = 0) -> EngineFactory:
     return lambda path: OrtEngine(path, threads)
+
+
+def engine_factory(target: EngineTarget, device_id: int, threads: int = 0) -> tuple[EngineFactory, str]:
+    """The engines and the torch device of a pipeline for its target: ORT on the CPU, or CUDA engines with the
+    latents on GPU `device_id` (the VAE keeps its fp32 target: its engine was compiled fp32)."""
+    if not target.on_gpu:
+        return ort_factory(threads), "cpu"
+    from runtime.sdxl.device import cuda_factory  # noqa: PLC0415  (needs a CUDA torch)
+
+    return cuda_factory(target, device_id), f"cuda:{device_id}"
 
 
 def set_torch_threads(threads: int) -> None:
