@@ -56,10 +56,12 @@ unit: venv ort-gpu-venv
 
 # GPU nodes only (needs an NVIDIA GPU, CUDA 12, cuDNN 9, TensorRT 10 and onnxruntime-gpu, as in the image):
 # the cuda demo repository, compiled, served and compared with the CPU path; fails without a GPU.
-test-gpu: repo
+test-gpu: venv
+	$(PY) -m launcher.gpu_check require && $(MAKE) repo
 	$(PY) -m launcher.gpu_check tests --cpu-repo $(REPO) --gpu-repo $(GPU_REPO)
 
-gpu-check: repo
+gpu-check: venv
+	$(PY) -m launcher.gpu_check require && $(MAKE) repo
 	$(PY) -m launcher.gpu_check all --cpu-repo $(REPO) --gpu-repo $(GPU_REPO)
 
 clean:

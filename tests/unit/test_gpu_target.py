@@ -207,3 +207,20 @@ def test_load_compiled_reads_the_manifest(tmp_path):
     assert load_compiled(graph, ENV) == tmp_path / "unet_ctx.onnx"
     with pytest.raises(EngineMismatch):
         load_compiled(graph, BuildEnvironment(ENV.gpu_name, ENV.compute_capability, ENV.tensorrt_version, "1.21.0"))
+
+
+def test_gpu_check_metrics():
+    from launcher.gpu_check import min_cosine, psnr_db, same_prefix  # noqa: PLC0415
+
+    a = np.array([[1.0, 0.0], [0.6, 0.8]])
+    assert min_cosine(a, a) == pytest.approx(1.0) and min_cosine(a, a[::-1]) == pytest.approx(0.6)
+    image = np.full((4, 4, 3), 100, np.uint8)
+    assert psnr_db(image, image) == float("inf")
+    assert psnr_db(image, image + 1) == pytest.approx(48.13, abs=0.01)
+    assert same_prefix(list(range(20)), list(range(16)) + [0]) and not same_prefix([1] * 16, [1] * 15 + [2])
+
+
+@pytest.mark.parametrize("what", ["tests", "benches"])
+def test_gpu_check_refuses_without_a_gpu(what):
+    run = subprocess.run([sys.executable, "-m", "launcher.gpu_check", what], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode != 0 and "GPU check FAILED" in run.stderr and "libcuda.so.1" in run.stderr
