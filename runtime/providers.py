@@ -7,12 +7,12 @@ fall back to the CPU with a printed warning, which on a GPU node is a bug, not a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtime.gpu_probe import GpuUnavailable, check_gpu_provider
-from runtime.target import EngineKind, EngineTarget, Precision
+from runtime.target import EngineKind, EngineTarget
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 Providers = list[tuple[str, dict[str, str]]]
@@ -54,7 +54,6 @@ class CompileOptions:
     profiles: tuple[Profile, ...]  # one or more (an input repeated in the option strings adds a profile)
     timing_cache: Path  # reused across builds: tactic timings of earlier compiles on this GPU type
     workspace_bytes: int = 8 << 30
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def cuda_options(gpu: GpuOptions) -> dict[str, str]:
@@ -77,7 +76,7 @@ def tensorrt_options(gpu: GpuOptions) -> dict[str, str]:
                         "trt_ep_context_file_path": str(c.context_model), "trt_ep_context_embed_mode": "0",
                         "trt_timing_cache_enable": "True", "trt_timing_cache_path": str(c.timing_cache),
                         "trt_max_workspace_size": str(c.workspace_bytes), "trt_builder_optimization_level": "3",
-                        **profile_options(c.profiles), **c.extra})
+                        **profile_options(c.profiles)})
     return options
 
 
@@ -95,10 +94,6 @@ def providers_for(target: EngineTarget, gpu: GpuOptions = GpuOptions()) -> Provi
     if target.engine is EngineKind.ONNXRUNTIME_TENSORRT:
         return [(TENSORRT, tensorrt_options(gpu)), (CUDA, cuda_options(gpu))]
     raise ValueError(f"engine kind {target.engine.value!r} does not run under ONNX Runtime")
-
-
-def fp16_kernels(target: EngineTarget) -> bool:
-    return target.precision is Precision.FP16
 
 
 def create_session(model: str | Path, providers: Providers, session_options: Any = None) -> Any:

@@ -34,11 +34,12 @@ class EncoderParams:
     length_tiers: tuple[int, ...] = ()  # TensorRT profiles' length bounds (empty: no tiers, the CPU default)
 
     def to_parameters(self) -> dict[str, str]:
+        tiers = {"length_tiers": ",".join(map(str, self.length_tiers))} if self.length_tiers else {}
+        # (no empty values: Triton's JSON form of a parameter drops an empty string_value)
         return {"pooling": self.pooling.mode.value, "normalize": str(self.pooling.normalize).lower(),
                 "intra_op_threads": str(self.ort.intra_op_threads),
                 "allow_spinning": str(self.ort.allow_spinning).lower(),
-                "max_batch_tokens": str(self.max_batch_tokens), "engine_file": self.engine_file,
-                "length_tiers": ",".join(map(str, self.length_tiers))}
+                "max_batch_tokens": str(self.max_batch_tokens), "engine_file": self.engine_file, **tiers}
 
     @classmethod
     def from_parameters(cls, params: dict[str, str]) -> "EncoderParams":

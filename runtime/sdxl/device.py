@@ -21,15 +21,12 @@ _ELEMENT = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: n
 MAX_GRAPHS = 16  # captured shapes per engine (each holds its own activations)
 
 
-class CudaEngine:
-    def __init__(self, path: Path, target: EngineTarget, device_id: int, cuda_graph: bool = False):
-        import onnxruntime as ort  # noqa: PLC0415
+class TorchIoEngine:
+    """An ONNX Runtime session run on torch tensors of `device` by address (CPU tensors: the CPU provider, which
+    is how this is tested; CUDA tensors: see CudaEngine)."""
 
-        check_gpu_provider(CUDA, device_id)  # before torch.cuda, whose errors would not name what is missing
-        self.device = torch.device("cuda", device_id)
-        stream = torch.cuda.current_stream(self.device).cuda_stream
-        self._session = open_session(path, target, ort.SessionOptions(),
-                                     GpuOptions(device_id, cuda_graph=cuda_graph, stream=stream))
+    def __init__(self, session, device: torch.device, cuda_graph: bool = False):
+        self.device, self._session = device, session
         self._outputs = [o.name for o in self._session.get_outputs()]
         self._cuda_graph = cuda_graph
         self._graphs: dict[tuple, tuple[int, dict[str, torch.Tensor], dict[str, torch.Tensor]]] = {}
@@ -47,11 +44,11 @@ class CudaEngine:
                 inputs[name].copy_(tensor)
         binding = self._session.io_binding()
         for name, tensor in inputs.items():
-            binding.bind_input(name, "cuda", self.device.index, _ELEMENT[tensor.dtype], tuple(tensor.shape),
-                               tensor.data_ptr())
+            binding.bind_input(name, self.device.type, self.device.index or 0, _ELEMENT[tensor.dtype],
+                               tuple(tensor.shape), tensor.data_ptr())
         for name, tensor in outputs.items():
-            binding.bind_output(name, "cuda", self.device.index, _ELEMENT[tensor.dtype], tuple(tensor.shape),
-                                tensor.data_ptr())
+            binding.bind_output(name, self.device.type, self.device.index or 0, _ELEMENT[tensor.dtype],
+                                tuple(tensor.shape), tensor.data_ptr())
         self._session.run_with_iobinding(binding, _run_options(graph_id))
         return {name: t.clone() if graph_id > 0 else t for name, t in outputs.items()}
 
@@ -69,6 +66,17 @@ class CudaEngine:
         return self._graphs[key]
 
 
+def cuda_engine(path: Path, target: EngineTarget, device_id: int, cuda_graph: bool = False) -> TorchIoEngine:
+    import onnxruntime as ort  # noqa: PLC0415
+
+    check_gpu_provider(CUDA, device_id)  # before torch.cuda, whose errors would not name what is missing
+    device = torch.device("cuda", device_id)
+    stream = torch.cuda.current_stream(device).cuda_stream
+    session = open_session(path, target, ort.SessionOptions(), GpuOptions(device_id, cuda_graph=cuda_graph,
+                                                                         stream=stream))
+    return TorchIoEngine(session, device, cuda_graph)
+
+
 def _run_options(graph_id: int):
     import onnxruntime as ort  # noqa: PLC0415
 
@@ -80,4 +88,4 @@ def _run_options(graph_id: int):
 def cuda_factory(target: EngineTarget, device_id: int, graph_engines: tuple[str, ...] = ("unet",)):
     """EngineFactory for runtime.sdxl.engines.load_engines: CUDA graphs for the engines with fixed shapes per
     request (the UNet's 30 steps), plain device runs for the rest. The VAE's target is its own (fp32)."""
-    return lambda path: CudaEngine(path, target, device_id, cuda_graph=path.stem in graph_engines)
+    return lambda path: cuda_engine(path, target, device_id, cuda_graph=path.stem in graph_engines)

@@ -224,3 +224,18 @@ def test_gpu_check_metrics():
 def test_gpu_check_refuses_without_a_gpu(what):
     run = subprocess.run([sys.executable, "-m", "launcher.gpu_check", what], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode != 0 and "GPU check FAILED" in run.stderr and "libcuda.so.1" in run.stderr
+
+
+def test_no_parameter_is_empty(cuda_repo):
+    """Triton's JSON form of a parameter drops an empty string_value (readers then fail): never write one."""
+    empty = [(p.parent.name, k) for p in cuda_repo.glob("*/config.pbtxt")
+             for k, v in text_format.Parse(p.read_text(), model_config_pb2.ModelConfig()).parameters.items()
+             if not v.string_value]
+    assert not empty
+
+
+def test_cpu_encoder_parameters_have_no_empty_value():
+    from runtime.embeddings.params import EncoderParams  # noqa: PLC0415
+
+    params = EncoderParams(PoolingSpec()).to_parameters()
+    assert all(params.values()) and EncoderParams.from_parameters(params).length_tiers == ()
