@@ -9,17 +9,26 @@ from pathlib import Path
 from builders.demo import FAMILIES, build_demo
 from builders.deploy import deploy
 from builders.progress import BuildError, console
+from builders.target import add_target_args, target_from_args
 
 
 def _demo(args: argparse.Namespace) -> int:
-    served = build_demo(args.out, args.work or args.out.parent / "work", args.only)
+    served = build_demo(args.out, args.work or args.out.parent / "work", args.only, target_from_args(args))
     console.print(f"model repository {args.out}: serves {', '.join(served) or 'nothing'}")
     return 0
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    served = deploy(args.checkpoints, args.out, args.work or args.out.parent / "work", args.dtype)
+    served = deploy(args.checkpoints, args.out, args.work or args.out.parent / "work", target_from_args(args))
     console.print(f"model repository {args.out}: serves {', '.join(served)}")
+    return 0
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from builders.compile import compile_repository  # noqa: PLC0415
+
+    manifests = compile_repository(args.repo, args.timing_cache, args.device_id)
+    console.print(f"compiled {len(manifests)} engines in {args.repo}")
     return 0
 
 
@@ -30,13 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", type=Path, default=Path("build/model_repository"))
     demo.add_argument("--work", type=Path, help="scratch dir for checkpoints and ONNX (default: <out>/../work)")
     demo.add_argument("--only", action="append", choices=sorted(FAMILIES), help="build only these families")
+    add_target_args(demo)
     demo.set_defaults(fn=_demo)
     dep = sub.add_parser("deploy", help="build every checkpoint folder under --checkpoints (family auto-detected)")
     dep.add_argument("--checkpoints", type=Path, required=True, help="one Hugging Face checkpoint folder per model")
     dep.add_argument("--out", type=Path, default=Path("build/model_repository"))
     dep.add_argument("--work", type=Path, help="scratch dir for ONNX exports (default: <out>/../work)")
-    dep.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32", help="LLM and encoder weights")
+    add_target_args(dep)
     dep.set_defaults(fn=_deploy)
+    comp = sub.add_parser("compile", help="compile a --device cuda repository's graphs to TensorRT (on a GPU node)")
+    comp.add_argument("repo", type=Path, help="model repository written with --device cuda")
+    comp.add_argument("--timing-cache", type=Path, help="TensorRT timing cache folder, reused across builds "
+                      "(default: ~/.cache/triton-openai/trt-timing)")
+    comp.add_argument("--device-id", type=int, default=0, help="GPU to build on")
+    comp.set_defaults(fn=_compile)
     for module in FAMILIES.values():
         importlib.import_module(module).add_parser(sub)  # each sets its own fn
     args = parser.parse_args(argv)

@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 
 from builders.progress import step
+from builders.target import CPU_TARGET, BuildTarget
 
-# family -> module exposing build_demo(repo: Path, work: Path) -> list[str] (public ids it served)
+# family -> module exposing build_demo(repo: Path, work: Path, target: BuildTarget) -> list[str] (ids served)
 FAMILIES: dict[str, str] = {
     "sdxl": "builders.sdxl",
     "llm": "builders.llm",
@@ -15,7 +16,7 @@ FAMILIES: dict[str, str] = {
 }
 
 
-def build_demo(repo: Path, work: Path, only: list[str] | None = None) -> list[str]:
+def build_demo(repo: Path, work: Path, only: list[str] | None = None, target: BuildTarget = CPU_TARGET) -> list[str]:
     if repo.exists():
         shutil.rmtree(repo)
     repo.mkdir(parents=True)
@@ -24,5 +25,5 @@ def build_demo(repo: Path, work: Path, only: list[str] | None = None) -> list[st
         if only and family not in only:
             continue
         with step(f"demo: {family}"):
-            served += importlib.import_module(module).build_demo(repo, work / family)
+            served += importlib.import_module(module).build_demo(repo, work / family, target)
     return served

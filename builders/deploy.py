@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from builders.progress import BuildError, step
+from builders.target import CPU_TARGET, BuildTarget
 
 
 def detect_family(checkpoint: Path) -> str:
@@ -23,27 +24,29 @@ def detect_family(checkpoint: Path) -> str:
     return "embeddings"  # the embeddings builder names the encoder types it supports when this is wrong
 
 
-def build_checkpoint(checkpoint: Path, repo: Path, work: Path, dtype: str) -> str:
+def build_checkpoint(checkpoint: Path, repo: Path, work: Path, target: BuildTarget = CPU_TARGET) -> str:
     family, model_id = detect_family(checkpoint), checkpoint.name
+    target = target.for_family(family)
     with step(f"deploy {model_id} ({family})"):
         if family == "llm":
             from builders.llm.repository import build_model as build_llm  # noqa: PLC0415
 
-            build_llm(checkpoint, repo, model_id, work=work / model_id, dtype=dtype)
+            build_llm(checkpoint, repo, model_id, work=work / model_id, dtype=target.export_dtype(), target=target)
         elif family == "sdxl":
             from builders.sdxl import build_model as build_sdxl  # noqa: PLC0415
 
-            build_sdxl(checkpoint, repo, model_id, work / model_id)  # UNet/encoders fp32; VAE must stay fp32
+            build_sdxl(checkpoint, repo, model_id, work / model_id, target=target)  # graphs fp32; VAE stays fp32
         else:
             from builders.embeddings import build as build_embeddings  # noqa: PLC0415
+            from builders.embeddings.repository import ServingOptions  # noqa: PLC0415
 
-            build_embeddings(checkpoint, repo, work, model_id, dtype)
+            build_embeddings(checkpoint, repo, work, model_id, target.export_dtype(), ServingOptions.for_target(target))
     return model_id
 
 
-def deploy(checkpoints: Path, repo: Path, work: Path, dtype: str = "fp32") -> list[str]:
+def deploy(checkpoints: Path, repo: Path, work: Path, target: BuildTarget = CPU_TARGET) -> list[str]:
     folders = sorted(p for p in Path(checkpoints).iterdir() if p.is_dir()) if Path(checkpoints).is_dir() else []
     if not folders:
         raise BuildError(f"no checkpoint folders under {checkpoints} (mount one folder per model there)")
     repo.mkdir(parents=True, exist_ok=True)
-    return [build_checkpoint(folder, repo, work, dtype) for folder in folders]
+    return [build_checkpoint(folder, repo, work, target) for folder in folders]

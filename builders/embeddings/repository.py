@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builders.embeddings.checkpoint import EncoderCheckpoint
+from builders.profiles import encoder_ranges, length_tiers, write_plan
 from builders.progress import BuildError
+from builders.target import CPU_TARGET, BuildTarget
 from builders.triton_config import load_config, set_parameters, write_model
 from runtime.contract import TASK_PARAMETER, Task
 from runtime.embeddings.params import EncoderParams, TokenizerParams
@@ -27,6 +29,17 @@ class ServingOptions:
     max_queue_delay_us: int = 2000  # how long the batcher waits for more requests to merge
     max_batch_tokens: int = 1024  # see runtime.embeddings.params
     ort: OrtOptions = OrtOptions()
+    target: BuildTarget = CPU_TARGET
+
+    @classmethod
+    def for_target(cls, target: BuildTarget, max_batch_size: int = 2048, max_queue_delay_us: int = 2000,
+                   max_batch_tokens: int | None = None, ort: OrtOptions = OrtOptions()) -> "ServingOptions":
+        """GPU engines take far larger calls than the ~1k tokens that suit a CPU's caches."""
+        tokens = max_batch_tokens or (GPU_BATCH_TOKENS if target.on_gpu else 1024)
+        return cls(max_batch_size, max_queue_delay_us, tokens, ort, target.for_family("embeddings"))
+
+
+GPU_BATCH_TOKENS = 16384
 
 
 def internal_names(model_id: str) -> tuple[str, str]:
@@ -56,16 +69,23 @@ def _write_encoder(repo: Path, name: str, checkpoint: EncoderCheckpoint, engine:
     config.name = name
     config.max_batch_size = options.max_batch_size
     config.dynamic_batching.max_queue_delay_microseconds = options.max_queue_delay_us
-    params = EncoderParams(checkpoint.pooling, options.ort, options.max_batch_tokens, engine.name)
+    target = options.target
+    tiers = length_tiers(checkpoint.max_length) if target.engine.compiled else ()
+    params = EncoderParams(checkpoint.pooling, options.ort, options.max_batch_tokens, engine.name, tiers)
     set_parameters(config, **params.to_parameters())
+    target.apply(config)
     version = write_model(repo, config, "embedding_encoder")
     shutil.copy2(engine, version / engine.name)
-    for data in engine.parent.glob(engine.name + ".data"):  # external weights of large graphs
-        shutil.copy2(data, version / data.name)
+    for data in {engine.name + ".data", "model.onnx.data"}:  # external weights of large graphs (pooled: shared)
+        if (engine.parent / data).exists():
+            shutil.copy2(engine.parent / data, version / data)
+    if target.engine.compiled:
+        ranges = encoder_ranges(checkpoint.max_length, options.max_batch_size, options.max_batch_tokens, tiers)
+        write_plan(version / engine.name, target.component().precision.value, ranges)
 
 
 def _write_ensemble(repo: Path, model_id: str, checkpoint: EncoderCheckpoint, tokenizer: str, encoder: str,
-                    vocab_size: int) -> None:
+                    vocab_size: int, options: ServingOptions) -> None:
     config = load_config("embedding_ensemble")
     config.name = model_id
     config.ensemble_scheduling.step[0].model_name = tokenizer
@@ -75,6 +95,7 @@ def _write_ensemble(repo: Path, model_id: str, checkpoint: EncoderCheckpoint, to
                               "max_input_tokens": checkpoint.max_length, "vocab_size": vocab_size,
                               "normalized": str(checkpoint.pooling.normalize).lower(),
                               "pooling": checkpoint.pooling.mode.value})
+    options.target.apply(config, place=False)  # an ensemble has no instances
     write_model(repo, config)
 
 
@@ -89,5 +110,5 @@ def write_embedding_model(repo: Path, model_id: str, checkpoint: EncoderCheckpoi
     _write_tokenizer(repo, tokenizer, checkpoint)
     _write_encoder(repo, encoder, checkpoint, engine, options)
     vocab_size = len(AutoTokenizer.from_pretrained(str(checkpoint.path)))
-    _write_ensemble(repo, model_id, checkpoint, tokenizer, encoder, vocab_size)
+    _write_ensemble(repo, model_id, checkpoint, tokenizer, encoder, vocab_size, options)
     return model_id

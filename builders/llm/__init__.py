@@ -14,34 +14,37 @@ from builders.llm import trtllm
 from builders.llm.repository import build_model
 from builders.llm.tiny import TinySpec, make_tiny_llama
 from builders.progress import BuildError, step
+from builders.target import CPU_TARGET, BuildTarget, add_target_args, target_from_args
 
 DEMO_ID = "tiny-llama-3"
 
 
-def build_demo(repo: Path, work: Path) -> list[str]:
+def build_demo(repo: Path, work: Path, target: BuildTarget = CPU_TARGET) -> list[str]:
     with step("llm: make tiny-llama-3 checkpoint"):
         checkpoint = make_tiny_llama(work / "checkpoint", TinySpec())
-    build_model(checkpoint, repo, DEMO_ID, work=work, dtype="fp32", max_batch_size=32)
+    target = target.for_family("llm")
+    build_model(checkpoint, repo, DEMO_ID, work=work, dtype=target.export_dtype(), max_batch_size=32, target=target)
     return [DEMO_ID]
 
 
 def _build(args: argparse.Namespace) -> int:
-    return ENGINE_BUILDERS[args.engine](args)
+    return ENGINE_BUILDERS.get(args.engine, _build_onnx)(args)
 
 
 def _build_onnx(args: argparse.Namespace) -> int:
     given = [f"--{a.replace('_', '-')}" for a in trtllm.TRTLLM_ONLY if getattr(args, a)]
-    if given or args.dtype == "bf16":
-        raise BuildError(f"{', '.join(given) or '--dtype bf16'}: only with --engine tensorrt-llm")
+    if given:
+        raise BuildError(f"{', '.join(given)}: only with --engine tensorrt-llm")
     name = model_id(args)
-    build_model(args.checkpoint, args.out, name, work=work_root(args) / name,
-                dtype=args.dtype or "fp32", max_batch_size=args.max_batch_size, max_model_len=args.max_model_len,
+    target = target_from_args(args).for_family("llm")
+    build_model(args.checkpoint, args.out, name, work=work_root(args) / name, target=target,
+                dtype=target.export_dtype(), max_batch_size=args.max_batch_size, max_model_len=args.max_model_len,
                 external_data=args.external_data, intra_op_threads=args.intra_op_threads)
     return 0
 
 
 # --engine -> the function that builds the entry (each engine's options are its own business)
-ENGINE_BUILDERS = {"onnxruntime": _build_onnx, trtllm.ENGINE_TYPE: trtllm.build_from_args}
+ENGINE_BUILDERS = {trtllm.ENGINE_TYPE: trtllm.build_from_args}  # every ONNX Runtime kind: _build_onnx
 
 
 def _tiny(args: argparse.Namespace) -> int:
@@ -56,10 +59,7 @@ def _tiny(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("llm", help="Llama-3 checkpoint -> ONNX decoder + generator model")
     add_build_args(p, "Hugging Face Llama checkpoint directory")
-    p.add_argument("--engine", choices=sorted(ENGINE_BUILDERS), default="onnxruntime",
-                   help="what runs the model: our scheduler on ONNX Runtime, or TensorRT-LLM (multi-GPU)")
-    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"],
-                   help="weights (default fp32 on onnxruntime, bf16 on tensorrt-llm)")
+    add_target_args(p)  # --engine tensorrt-llm: TensorRT-LLM (multi-GPU); --precision/--dtype bf16 is its default
     p.add_argument("--max-batch-size", type=int, default=32, help="most sequences decoded together")
     p.add_argument("--max-model-len", type=int, help="context window (default: the checkpoint's)")
     p.add_argument("--external-data", action=argparse.BooleanOptionalAction, default=None,

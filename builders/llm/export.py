@@ -19,7 +19,7 @@ import onnx
 from builders.progress import BuildError
 
 SUPPORTED_ARCHITECTURES = {"LlamaForCausalLM"}
-DTYPES = {"fp32": "float32", "fp16": "float16"}
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 TWO_GB = 2**31
 EXTERNAL_DATA_FILE = "model.onnx.data"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from builders.llm.export import export_decoder, load_checkpoint
 from builders.progress import BuildError, step
+from builders.target import CPU_TARGET, BuildTarget
 from builders.triton_config import load_config, set_parameters, write_model
 from runtime.contract import TASK_PARAMETER, Task
 
@@ -16,8 +17,9 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 def build_model(checkpoint: Path, repo: Path, model_id: str, *, work: Path, dtype: str = "fp32",
                 max_batch_size: int = 32, max_model_len: int | None = None, external_data: bool | None = None,
-                intra_op_threads: int = 0) -> Path:
+                intra_op_threads: int = 0, target: BuildTarget = CPU_TARGET) -> Path:
     checkpoint = Path(checkpoint)
+    target = target.for_family("llm")
     if not (checkpoint / "tokenizer.json").exists():
         raise BuildError(f"{checkpoint}: no tokenizer.json (a fast tokenizer is required)")
     with step(f"llm: load {checkpoint.name} ({dtype})"):
@@ -36,6 +38,7 @@ def build_model(checkpoint: Path, repo: Path, model_id: str, *, work: Path, dtyp
         set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value}, max_model_len=context,
                        vocab_size=vocab_size, max_batch_size=max_batch_size, engine="model.onnx",
                        intra_op_threads=intra_op_threads)
+        target.apply(config)
         version_dir = write_model(repo, config, TEMPLATE)
         for f in onnx_dir.iterdir():
             shutil.move(str(f), version_dir / f.name)

@@ -11,7 +11,7 @@ LLM API's build-and-save because every step is a command we can print (`--dry-ru
 trtllm-build compiles all ranks one after the other on a single GPU of the serving type: a TP=4 engine does not
 need four GPUs in the engine-build job, while `LLM(...).save()` starts all tp x pp ranks to build.
 
-The entry: config.pbtxt from the llm_generator template with engine_type "tensorrt-llm" and the parallelism as
+The entry: config.pbtxt from the llm_generator template with engine_kind "tensorrt-llm" and the parallelism as
 parameters, the engine folder and the tokenizer in 1/, and trtllm_manifest.json (tp/pp, GPU, TensorRT-LLM version,
 limits, the exact commands). `--dry-run` writes all of it but the engine, needs no TensorRT-LLM, and prints the
 commands.
@@ -34,9 +34,10 @@ from builders.progress import BuildError, console, step
 from builders.triton_config import load_config, set_parameters, write_model
 from runtime.contract import TASK_PARAMETER, Task
 from runtime.llm.trtllm_manifest import ENGINE_DIR, MANIFEST_FILE, TrtLlmManifest
+from runtime.target import Device, EngineKind, EngineTarget, Precision
 from tritonclient.grpc import model_config_pb2
 
-ENGINE_TYPE = "tensorrt-llm"
+ENGINE_TYPE = EngineKind.TENSORRT_LLM.value
 DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 QUANTIZATIONS = ("none", "fp8", "int8-weight-only")
 # The library's example scripts are not in its wheel; the Dockerfile's trtllm stage puts the 1.0.0 ones here.
@@ -134,8 +135,8 @@ def entry_config(name: str, spec: TrtLlmSpec, context: int, vocab_size: int) -> 
     config.name = name
     set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value}, max_model_len=context,
                    vocab_size=vocab_size, max_batch_size=spec.max_batch_size, engine=ENGINE_DIR,
-                   engine_type=ENGINE_TYPE, tensor_parallel_size=spec.tp, pipeline_parallel_size=spec.pp,
-                   dtype=spec.dtype, quantization=spec.quantization)
+                   tensor_parallel_size=spec.tp, pipeline_parallel_size=spec.pp, quantization=spec.quantization,
+                   **EngineTarget(Device.CUDA, EngineKind.TENSORRT_LLM, Precision(spec.dtype)).to_parameters())
     # One instance; the library places its tp x pp ranks on the node's GPUs itself.
     del config.instance_group[:]
     config.instance_group.add(count=1, kind=model_config_pb2.ModelInstanceGroup.KIND_MODEL)
@@ -180,7 +181,7 @@ TRTLLM_ONLY = ("tp", "pp", "quantization", "max_num_tokens", "dry_run", "trtllm_
 
 def build_from_args(args: argparse.Namespace) -> int:
     name = model_id(args)
-    spec = TrtLlmSpec(tp=args.tp or 1, pp=args.pp or 1, dtype=args.dtype or "bf16",
+    spec = TrtLlmSpec(tp=args.tp or 1, pp=args.pp or 1, dtype=args.precision or "bf16",
                       quantization=args.quantization or "none", max_batch_size=args.max_batch_size,
                       max_num_tokens=args.max_num_tokens or 8192, max_model_len=args.max_model_len,
                       examples=args.trtllm_examples or DEFAULT_EXAMPLES, calib_dataset=args.calib_dataset)

@@ -15,6 +15,7 @@ from builders.sdxl.checkpoint import SdxlCheckpoint, inspect_checkpoint
 from builders.sdxl.export import export_engines
 from builders.sdxl.place import place_model
 from builders.sdxl.tiny import TINY_SEED, make_tiny_sdxl
+from builders.target import CPU_TARGET, BuildTarget, add_target_args, target_from_args
 from runtime.sdxl.config import ImageModelConfig, format_size, parse_size_list
 
 # SDXL base's training buckets (width x height), all about one megapixel.
@@ -26,7 +27,8 @@ TINY_SIZES = "64x64,128x128,128x64,64x128"
 def build_model(checkpoint: Path, repo: Path, model_id: str, work: Path, *, sizes: str = SDXL_SIZES,
                 default_size: str = "1024x1024", steps: int = 30, guidance: float = 5.0, max_steps: int = 100,
                 max_guidance: float = 20.0, max_batch_images: int = 8, instances: int = 1, ort_threads: int = 0,
-                torch_threads: int = 1, external_data: str = "auto", owned_by: str = "stabilityai") -> Path:
+                torch_threads: int = 1, external_data: str = "auto", owned_by: str = "stabilityai",
+                target: BuildTarget = CPU_TARGET) -> Path:
     """Export the checkpoint's engines to work/onnx, then place them as repo/<model_id>; returns the version dir."""
     if instances < 1 or ort_threads < 0 or torch_threads < 0:
         raise BuildError(f"need instances >= 1 and thread counts >= 0 (got instances={instances}, "
@@ -41,10 +43,11 @@ def build_model(checkpoint: Path, repo: Path, model_id: str, work: Path, *, size
         _check_sizes(config, ckpt)
     engines = export_engines(ckpt, Path(work) / "onnx", external_data)
     with step(f"place {model_id} in {repo}"):
-        return place_model(Path(repo), model_id, ckpt, engines, config, owned_by, instances)
+        return place_model(Path(repo), model_id, ckpt, engines, config, owned_by, instances,
+                           target.for_family("sdxl"))
 
 
-def build_demo(repo: Path, work: Path) -> list[str]:
+def build_demo(repo: Path, work: Path, target: BuildTarget = CPU_TARGET) -> list[str]:
     with step(f"make {TINY_ID} checkpoint (seed {TINY_SEED})"):
         checkpoint = make_tiny_sdxl(Path(work) / "checkpoint", TINY_SEED)
     # External data forced: the demo loads engines the way the >2 GB real UNet must be loaded.
@@ -52,7 +55,7 @@ def build_demo(repo: Path, work: Path) -> list[str]:
     # ORT thread each beat one instance with two threads per engine or two batches on threads (the GIL).
     build_model(checkpoint, repo, TINY_ID, work, sizes=TINY_SIZES, default_size="64x64", steps=4, guidance=5.0,
                 max_steps=50, max_batch_images=2, instances=2, ort_threads=1, external_data="always",
-                owned_by="triton-openai")
+                owned_by="triton-openai", target=target)
     return [TINY_ID]
 
 
@@ -81,7 +84,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     build_model(args.checkpoint, args.out, name, work_root(args) / name, sizes=args.sizes, default_size=args.default_size,
                 steps=args.steps, guidance=args.guidance, max_steps=args.max_steps,
                 max_batch_images=args.max_batch_images, instances=args.instances, ort_threads=args.ort_threads,
-                torch_threads=args.torch_threads, external_data=args.external_data)
+                torch_threads=args.torch_threads, external_data=args.external_data, target=target_from_args(args))
     console.print(f"{args.out / name}: serves {name}")
     return 0
 
@@ -96,6 +99,7 @@ def _cmd_make_tiny(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     build = subparsers.add_parser("sdxl", help="SDXL: diffusers checkpoint -> ONNX engines -> Triton pipeline model")
     add_build_args(build, "diffusers SDXL base checkpoint directory")
+    add_target_args(build)
     build.add_argument("--sizes", default=SDXL_SIZES, help="supported WIDTHxHEIGHT list, comma separated")
     build.add_argument("--default-size", default="1024x1024")
     build.add_argument("--steps", type=int, default=30, help="default num_inference_steps")

@@ -30,12 +30,16 @@ def _stack(blocks: list[TokenBlock]) -> tuple[np.ndarray, np.ndarray]:
     return ids.astype(np.int64, copy=False), mask.astype(np.int64, copy=False)
 
 
-def plan_chunks(lengths: np.ndarray, max_batch_tokens: int) -> list[np.ndarray]:
-    """Row indices per engine call, shortest rows first; each call's rows x longest row <= max_batch_tokens."""
+def plan_chunks(lengths: np.ndarray, max_batch_tokens: int, tiers: tuple[int, ...] = ()) -> list[np.ndarray]:
+    """Row indices per engine call, shortest rows first; each call's rows x longest row <= max_batch_tokens.
+
+    With length tiers (a TensorRT engine's optimization profiles, builders/profiles.py) a row counts as the
+    tier it falls in, so every call fits one profile: rows <= max_batch_tokens // tier length."""
     order = np.argsort(lengths, kind="stable")
+    budget = np.asarray(tiers)[np.searchsorted(tiers, lengths)] if tiers else lengths
     chunks, start = [], 0
     for end in range(1, len(order) + 1):
-        longest = int(lengths[order[end - 1]])
+        longest = int(budget[order[end - 1]])
         if end - start > 1 and (end - start) * longest > max_batch_tokens:
             chunks.append(order[start:end - 1])
             start = end - 1
@@ -45,15 +49,16 @@ def plan_chunks(lengths: np.ndarray, max_batch_tokens: int) -> list[np.ndarray]:
 
 
 def encode_blocks(blocks: list[TokenBlock], session: EncoderSession, spec: PoolingSpec,
-                  max_batch_tokens: int = 1024) -> list[np.ndarray]:
+                  max_batch_tokens: int = 1024, tiers: tuple[int, ...] = ()) -> list[np.ndarray]:
     """One [n_i, H] float32 array per block, in block order."""
     ids, mask = _stack(blocks)
     lengths = mask.sum(axis=1)
     vectors: np.ndarray | None = None
-    for rows in plan_chunks(lengths, max_batch_tokens):
+    for rows in plan_chunks(lengths, max_batch_tokens, tiers):
         width = max(int(lengths[rows].max()), 1)
         chunk_mask = mask[rows, :width]
-        pooled = pool(session.run(ids[rows, :width], chunk_mask), chunk_mask, spec)
+        out = session.run(ids[rows, :width], chunk_mask)
+        pooled = out if getattr(session, "pools", False) else pool(out, chunk_mask, spec)
         if vectors is None:
             vectors = np.empty((len(ids), pooled.shape[1]), dtype=np.float32)
         vectors[rows] = pooled

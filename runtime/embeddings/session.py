@@ -1,7 +1,9 @@
 """The encoder engine behind a small interface: token ids + mask in, token states out.
 
-OrtEncoderSession runs an ONNX file with ONNX Runtime in this process (the embedded CPU default); a TensorRT
-session with the same `run` can replace it without touching batching or pooling.
+OrtEncoderSession runs an ONNX file with ONNX Runtime in this process: on the CPU (the embedded default), or on
+a GPU through the execution providers of its EngineTarget (runtime/providers.py). GPU builds append pooling to
+the graph (builders/embeddings/pooled_graph.py): such a session `pools`, returning [B, H] vectors, so only
+those are copied back from the device.
 """
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from runtime.providers import GpuOptions, open_session
+from runtime.target import EngineTarget
 
 
 class EncoderSession(Protocol):
@@ -28,7 +33,8 @@ class OrtOptions:
 
 
 class OrtEncoderSession:
-    def __init__(self, onnx_path: str | Path, options: OrtOptions = OrtOptions()):
+    def __init__(self, onnx_path: str | Path, options: OrtOptions = OrtOptions(), target: EngineTarget = EngineTarget(),
+                 device_id: int = 0):
         import onnxruntime as ort  # noqa: PLC0415  (heavy; only engines need it)
 
         so = ort.SessionOptions()
@@ -36,9 +42,11 @@ class OrtEncoderSession:
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.allow_spinning else "0")
-        self._session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        self._session = open_session(onnx_path, target, so, GpuOptions(device_id))
         self._input_names = {i.name for i in self._session.get_inputs()}
-        self._output = self._session.get_outputs()[0].name
+        output = self._session.get_outputs()[0]
+        self._output = output.name
+        self.pools = len(output.shape) == 2  # [B, H]: pooling (and L2) ran inside the graph
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}

@@ -1,4 +1,4 @@
-"""Which engine runs an LLM entry's jobs, chosen by the entry's `engine_type` parameter (no `if engine ==`).
+"""Which engine runs an LLM entry's jobs, chosen by the entry's `engine_kind` parameter (no `if engine ==`).
 
 An engine takes jobs (runtime/llm/sequence.py: prompt, sampling parameters, response sink) and streams their
 responses; it has start(), stop(), submit(job) and the Vocab its jobs decode with. Each builder names its module
@@ -14,12 +14,12 @@ from runtime.llm.protocol import GeneratorConfig
 from runtime.llm.sequence import Job, Vocab
 from runtime.llm.session import EngineSession
 from runtime.llm.tokenizer import LlamaTokenizer
+from runtime.target import EngineKind, EngineTarget
 
-# engine_type -> "module:function(model_dir, config, tokenizer, session) -> JobEngine"
-ENGINES: dict[str, str] = {
-    "onnxruntime": "runtime.llm.engines:onnxruntime_engine",
-    "tensorrt-llm": "runtime.llm.trtllm_engine:tensorrt_llm_engine",
-}
+# engine_kind -> "module:function(model_dir, config, tokenizer, session, target, device_id) -> JobEngine";
+# every ONNX Runtime kind (CPU, CUDA, TensorRT EP) runs our scheduler.
+ORT_ENGINE = "runtime.llm.engines:onnxruntime_engine"
+ENGINES: dict[EngineKind, str] = {EngineKind.TENSORRT_LLM: "runtime.llm.trtllm_engine:tensorrt_llm_engine"}
 
 
 class JobEngine(Protocol):
@@ -39,19 +39,29 @@ def make_vocab(tokenizer: LlamaTokenizer, vocab_size: int) -> Vocab:
 
 
 def build_engine(model_dir: Path, config: GeneratorConfig, tokenizer: LlamaTokenizer,
-                 session: EngineSession | None = None) -> JobEngine:
-    target = ENGINES.get(config.engine_type)
-    if target is None:
-        raise ValueError(f"unknown engine_type {config.engine_type!r}; known: {', '.join(sorted(ENGINES))}")
-    module, _, function = target.partition(":")
-    return getattr(importlib.import_module(module), function)(Path(model_dir), config, tokenizer, session)
+                 session: EngineSession | None = None, target: EngineTarget = EngineTarget(),
+                 device_id: int = 0) -> JobEngine:
+    module, _, function = ENGINES.get(target.engine, ORT_ENGINE).partition(":")
+    return getattr(importlib.import_module(module), function)(Path(model_dir), config, tokenizer, session, target,
+                                                             device_id)
+
+
+def engine_session(path: Path, config: GeneratorConfig, target: EngineTarget, device_id: int = 0) -> EngineSession:
+    """ONNX Runtime on the CPU, or on a GPU with the KV cache kept on the device between steps."""
+    if not target.on_gpu:
+        from runtime.llm.ort_session import OrtSession  # noqa: PLC0415  (only this engine needs onnxruntime)
+
+        return OrtSession(path, config.intra_op_threads)
+    from runtime.llm.cuda_session import CudaOrtSession  # noqa: PLC0415  (needs a CUDA torch)
+
+    return CudaOrtSession(path, target, device_id)
 
 
 def onnxruntime_engine(model_dir: Path, config: GeneratorConfig, tokenizer: LlamaTokenizer,
-                       session: EngineSession | None = None) -> JobEngine:
+                       session: EngineSession | None = None, target: EngineTarget = EngineTarget(),
+                       device_id: int = 0) -> JobEngine:
     """Our continuous-batching scheduler over an ONNX Runtime session (or the session a caller passes)."""
-    from runtime.llm.ort_session import OrtSession  # noqa: PLC0415  (only this engine needs onnxruntime)
     from runtime.llm.scheduler import Scheduler  # noqa: PLC0415
 
-    session = session or OrtSession(model_dir / config.engine, config.intra_op_threads)
+    session = session or engine_session(model_dir / config.engine, config, target, device_id)
     return Scheduler(session, make_vocab(tokenizer, session.vocab_size), config.max_batch_size)

@@ -10,14 +10,16 @@ from runtime.llm.protocol import GenerationRequest, GeneratorConfig
 from runtime.llm.sequence import Job, ResponseSink
 from runtime.llm.session import EngineSession
 from runtime.llm.tokenizer import LlamaTokenizer
+from runtime.target import EngineTarget
 
 
 class Generator:
-    def __init__(self, model_dir: str | Path, config: GeneratorConfig, session: EngineSession | None = None):
+    def __init__(self, model_dir: str | Path, config: GeneratorConfig, session: EngineSession | None = None,
+                 target: EngineTarget = EngineTarget(), device_id: int = 0):
         self.config = config
         self.tokenizer = LlamaTokenizer(Path(model_dir) / "tokenizer")
         # Our Scheduler over an ORT session, or TensorRT-LLM's own in-flight batcher: both take Jobs.
-        self.scheduler = build_engine(Path(model_dir), config, self.tokenizer, session)
+        self.scheduler = build_engine(Path(model_dir), config, self.tokenizer, session, target, device_id)
         self.vocab = self.scheduler.vocab
 
     def start(self) -> None:

@@ -15,18 +15,19 @@ import numpy as np
 import onnxruntime as ort
 
 from runtime.llm.session import EngineSession
+from runtime.providers import CPU, Providers, create_session
 
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 _DEAD = -1
 
 
 class OrtSession(EngineSession):
-    def __init__(self, model_path: str | Path, intra_op_threads: int = 0, providers: list[str] | None = None):
+    def __init__(self, model_path: str | Path, intra_op_threads: int = 0, providers: Providers | None = None):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = intra_op_threads
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.sess = ort.InferenceSession(str(model_path), opts, providers=providers or ["CPUExecutionProvider"])
+        self.sess = create_session(model_path, providers or [(CPU, {})], opts)
         inputs = {i.name: i for i in self.sess.get_inputs()}
         self.past_names = [n for n in inputs if n.startswith("past_key_values.")]
         self.present_names = [o.name for o in self.sess.get_outputs()][1:]
@@ -59,7 +60,7 @@ class OrtSession(EngineSession):
             mask[r, width - len(prompt):] = 1
         positions = np.clip(mask.cumsum(axis=1) - 1, 0, None)
         logits, presents = self._run(ids, mask, positions, self._empty_past(len(prompts)))
-        self._join(list(slots), [p.numpy() for p in presents], mask)
+        self._join(list(slots), self._own(presents), mask)
         for slot, prompt in zip(slots, prompts):
             self.lengths[slot] = len(prompt)
         return logits
@@ -85,7 +86,7 @@ class OrtSession(EngineSession):
             return
         r = self.rows.index(src)
         take = [r] * len(dst)
-        self.past = [np.concatenate([p, p[take]]) for p in self._past_arrays()]
+        self.past = [self._cat([p, p[take]]) for p in self._past_arrays()]
         self.mask = np.concatenate([self.mask, self.mask[take]])
         self.rows += list(dst)
         for d in dst:
@@ -106,7 +107,7 @@ class OrtSession(EngineSession):
         mask = self.mask[keep]
         lead = int(np.argmax(mask.any(axis=0))) if mask.size else 0
         self.past = [p[keep][:, :, lead:] for p in self._past_arrays()]
-        self.past = [np.ascontiguousarray(p) for p in self.past]
+        self.past = [self._contiguous(p) for p in self.past]
         self.mask = np.ascontiguousarray(mask[:, lead:])
         self.rows = [self.rows[r] for r in keep]
 
@@ -118,9 +119,22 @@ class OrtSession(EngineSession):
             return
         width = max(self.mask.shape[1], mask.shape[1])
         old = self._past_arrays()
-        self.past = [np.concatenate([_left_pad(a, width), _left_pad(b, width)]) for a, b in zip(old, presents)]
+        self.past = [self._cat([self._left_pad(a, width), self._left_pad(b, width)]) for a, b in zip(old, presents)]
         self.mask = np.concatenate([_left_pad_mask(self.mask, width), _left_pad_mask(mask, width)])
         self.rows = self.rows + slots
+
+    # -- cache arrays: numpy on the CPU (runtime/llm/cuda_session.py keeps them as torch tensors on the GPU) --
+    def _own(self, presents: list) -> list:
+        return [p.numpy() for p in presents]
+
+    def _cat(self, parts: list):
+        return np.concatenate(parts)
+
+    def _contiguous(self, x):
+        return np.ascontiguousarray(x)
+
+    def _left_pad(self, x, width: int):
+        return _left_pad(x, width)
 
     # -- one engine call with I/O binding -------------------------------------------------------------
     def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, past: list) -> tuple[np.ndarray, list]:

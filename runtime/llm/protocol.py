@@ -7,8 +7,9 @@ Model config parameters of the client-facing generator (all strings in config.pb
   max_batch_size  most sequences decoded together (continuous batching; n > 1 choices count each)
   engine          engine file (or folder) inside the version folder (default "model.onnx")
   intra_op_threads ONNX Runtime threads (0 = ORT default)
-  engine_type     what runs the jobs (runtime/llm/engines.py): "onnxruntime" (default) | "tensorrt-llm"
-  tensor_parallel_size, pipeline_parallel_size, dtype, quantization: tensorrt-llm entries, for people and tools
+  device, engine_kind, precision: where and on what the jobs run (runtime/target.py; runtime/llm/engines.py picks
+                  our scheduler for the onnxruntime kinds, TensorRT-LLM's batcher for "tensorrt-llm")
+  tensor_parallel_size, pipeline_parallel_size, quantization: tensorrt-llm entries, for people and tools
                   (the engine itself loads by its trtllm_manifest.json)
 
 Input `request` (TYPE_STRING [1], JSON): {"messages": [...]} | {"prompt": str} | {"prompt_token_ids": [int]},
@@ -36,14 +37,12 @@ class GeneratorConfig:
     max_batch_size: int = 32
     engine: str = "model.onnx"
     intra_op_threads: int = 0
-    engine_type: str = "onnxruntime"
 
     @classmethod
     def from_parameters(cls, params: dict[str, str]) -> "GeneratorConfig":
         return cls(max_model_len=int(params["max_model_len"]), vocab_size=int(params["vocab_size"]),
                    max_batch_size=int(params.get("max_batch_size", 32)), engine=params.get("engine", "model.onnx"),
-                   intra_op_threads=int(params.get("intra_op_threads", 0)),
-                   engine_type=params.get("engine_type", "onnxruntime"))
+                   intra_op_threads=int(params.get("intra_op_threads", 0)))
 
 
 @dataclass(frozen=True)

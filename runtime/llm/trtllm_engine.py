@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 def tensorrt_llm_engine(model_dir: Path, config: GeneratorConfig, tokenizer: LlamaTokenizer,
-                        session: EngineSession | None = None) -> "TrtLlmScheduler":
+                        session: EngineSession | None = None, target: object = None,
+                        device_id: int = 0) -> "TrtLlmScheduler":
     """Load the entry's engine with TensorRT-LLM (GPU node only; checks the manifest first)."""
     if session is not None:
         raise ValueError("the tensorrt-llm engine runs its own session; it takes none")

@@ -8,11 +8,17 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from runtime.target import EngineTarget
+
 ENGINES = ("text_encoder", "text_encoder_2", "unet", "vae_decoder")
 
 
 class Engine(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def run_tensors(self, feeds: dict[str, torch.Tensor], out_shapes: dict[str, tuple[int, ...]]
+                    ) -> dict[str, torch.Tensor]:
+        """Tensors on the pipeline's device in and out (runtime/sdxl/device.py keeps them on the GPU)."""
 
 
 EngineFactory = Callable[[Path], Engine]
@@ -32,9 +38,25 @@ class OrtEngine:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._outputs, self._session.run(self._outputs, feeds)))
 
+    def run_tensors(self, feeds: dict[str, torch.Tensor], out_shapes: dict[str, tuple[int, ...]]
+                    ) -> dict[str, torch.Tensor]:
+        """CPU tensors share memory with numpy both ways: no copies."""
+        outputs = self.run({name: tensor.numpy() for name, tensor in feeds.items()})
+        return {name: torch.from_numpy(value) for name, value in outputs.items()}
+
 
 def ort_factory(threads: int = 0) -> EngineFactory:
     return lambda path: OrtEngine(path, threads)
+
+
+def engine_factory(target: EngineTarget, device_id: int, threads: int = 0) -> tuple[EngineFactory, str]:
+    """The engines and the torch device of a pipeline for its target: ORT on the CPU, or CUDA engines with the
+    latents on GPU `device_id` (the VAE keeps its fp32 target: its engine was compiled fp32)."""
+    if not target.on_gpu:
+        return ort_factory(threads), "cpu"
+    from runtime.sdxl.device import cuda_factory  # noqa: PLC0415  (needs a CUDA torch)
+
+    return cuda_factory(target, device_id), f"cuda:{device_id}"
 
 
 def set_torch_threads(threads: int) -> None:

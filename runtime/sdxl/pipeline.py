@@ -37,8 +37,9 @@ class Conditioning:
 
 class SdxlPipeline:
     def __init__(self, engines: dict[str, Engine], tokenizers: list[CLIPTokenizer], scheduler_config: dict,
-                 vae_config: dict, force_zeros_for_empty_prompt: bool = True):
+                 vae_config: dict, force_zeros_for_empty_prompt: bool = True, device: str = "cpu"):
         self.engines, self.tokenizers = engines, tokenizers
+        self.device = torch.device(device)  # where latents live through the loop (engines run_tensors there)
         self.scheduler_cls = getattr(diffusers, scheduler_config["_class_name"])
         self.scheduler_config, self.vae_config = scheduler_config, vae_config
         self.force_zeros = force_zeros_for_empty_prompt
@@ -47,14 +48,14 @@ class SdxlPipeline:
         self._tokenizer_lock = threading.Lock()  # HF fast tokenizers are not safe to configure concurrently
 
     @classmethod
-    def from_dir(cls, model_dir: Path, factory: EngineFactory, force_zeros_for_empty_prompt: bool = True
-                 ) -> "SdxlPipeline":
+    def from_dir(cls, model_dir: Path, factory: EngineFactory, force_zeros_for_empty_prompt: bool = True,
+                 device: str = "cpu") -> "SdxlPipeline":
         """A model folder written by builders.sdxl: engines/, tokenizer/, tokenizer_2/, scheduler/, vae/."""
         model_dir = Path(model_dir)
         tokenizers = [CLIPTokenizer.from_pretrained(model_dir / name) for name in ("tokenizer", "tokenizer_2")]
         return cls(load_engines(model_dir / "engines", factory), tokenizers,
                    json.loads((model_dir / "scheduler" / "scheduler_config.json").read_text()),
-                   json.loads((model_dir / "vae" / "config.json").read_text()), force_zeros_for_empty_prompt)
+                   json.loads((model_dir / "vae" / "config.json").read_text()), force_zeros_for_empty_prompt, device)
 
     def generate(self, req: GenerationRequest) -> list[Image.Image]:
         return self.generate_batch([req])[0]
@@ -68,7 +69,9 @@ class SdxlPipeline:
         guidance = first.guidance if first.guidance > 1.0 else None  # diffusers skips CFG at guidance <= 1
         cond = merge([self.condition(r, guidance is not None) for r in reqs], guidance is not None)
         scheduler = self.new_scheduler(first.steps)
+        # drawn on the CPU (the same seed gives the same image on every device), then moved once
         latents = self.initial_latents(len(generators), first.width, first.height, scheduler, generators)
+        latents = latents.to(self.device)
         images = self.decode(self.denoise(latents, cond, scheduler, guidance, generators))
         bounds = np.cumsum([0] + [r.n for r in reqs])
         return [images[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
@@ -106,7 +109,7 @@ class SdxlPipeline:
     # -- denoising --
     def new_scheduler(self, steps: int):
         scheduler = self.scheduler_cls.from_config(self.scheduler_config)  # per request: schedulers are stateful
-        scheduler.set_timesteps(steps, device="cpu")
+        scheduler.set_timesteps(steps, device=self.device)
         if hasattr(scheduler, "set_begin_index"):
             scheduler.set_begin_index(0)
         return scheduler
@@ -121,31 +124,35 @@ class SdxlPipeline:
     def denoise(self, latents: torch.Tensor, cond: Conditioning, scheduler, guidance: float | None,
                 generators: list[torch.Generator]) -> torch.Tensor:
         step_kwargs = _step_kwargs(scheduler, generators)
+        conditioning = {"encoder_hidden_states": cond.hidden, "text_embeds": cond.pooled, "time_ids": cond.time_ids}
+        conditioning = {name: torch.from_numpy(value).to(self.device) for name, value in conditioning.items()}
         for t in scheduler.timesteps:
             model_input = torch.cat([latents] * 2) if guidance is not None else latents  # [C, 4, h, w]
             model_input = scheduler.scale_model_input(model_input, t)
-            noise = torch.from_numpy(self.unet(model_input, t, cond))
+            noise = self.unet(model_input, t, conditioning)
             if guidance is not None:
                 uncond, text = noise.chunk(2)
                 noise = uncond + guidance * (text - uncond)
             latents = scheduler.step(noise, t, latents, **step_kwargs, return_dict=False)[0]
         return latents
 
-    def unet(self, model_input: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> np.ndarray:
-        feeds = {"sample": model_input.numpy(), "timestep": t.reshape(1).to(torch.float32).numpy(),
-                 "encoder_hidden_states": cond.hidden, "text_embeds": cond.pooled, "time_ids": cond.time_ids}
-        return self.engines["unet"].run(feeds)["noise_pred"]
+    def unet(self, model_input: torch.Tensor, t: torch.Tensor, conditioning: dict[str, torch.Tensor]) -> torch.Tensor:
+        feeds = {"sample": model_input.contiguous(), "timestep": t.reshape(1).to(torch.float32), **conditioning}
+        return self.engines["unet"].run_tensors(feeds, {"noise_pred": tuple(model_input.shape)})["noise_pred"]
 
     # -- decoding --
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
         scaling = self.vae_config["scaling_factor"]
         mean, std = self.vae_config.get("latents_mean"), self.vae_config.get("latents_std")
         if mean is not None and std is not None:
-            latents = latents * torch.tensor(std).view(1, -1, 1, 1) / scaling + torch.tensor(mean).view(1, -1, 1, 1)
+            std_t, mean_t = (torch.tensor(v, device=latents.device).view(1, -1, 1, 1) for v in (std, mean))
+            latents = latents * std_t / scaling + mean_t
         else:
             latents = latents / scaling
-        image = self.engines["vae_decoder"].run({"latents": latents.numpy()})["image"]  # [B, 3, H, W] in [-1, 1]
-        return self.image_processor.postprocess(torch.from_numpy(image), output_type="pil")
+        b, _, h, w = latents.shape
+        shape = (b, 3, h * self.vae_scale_factor, w * self.vae_scale_factor)  # [B, 3, H, W] in [-1, 1]
+        image = self.engines["vae_decoder"].run_tensors({"latents": latents.contiguous()}, {"image": shape})["image"]
+        return self.image_processor.postprocess(image.cpu(), output_type="pil")
 
 
 def merge(conds: list[Conditioning], cfg: bool) -> Conditioning:

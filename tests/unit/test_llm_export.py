@@ -11,6 +11,7 @@ import pytest
 from builders.llm.export import EXTERNAL_DATA_FILE, export_decoder, load_checkpoint
 from builders.llm.tiny import TinySpec, make_tiny_llama
 from builders.progress import BuildError
+from runtime.llm.cuda_session import TorchCacheSession
 from runtime.llm.ort_session import OrtSession
 
 SPEC = TinySpec(seed=1, vocab_size=600, hidden_size=32, intermediate_size=64, max_model_len=256,
@@ -51,8 +52,9 @@ def test_onnx_matches_torch_on_a_left_padded_batch(checkpoint, external):
         np.testing.assert_allclose(row, expected, atol=1e-4)
 
 
-def test_logits_do_not_depend_on_batch_neighbours(external):
-    batched, solo = OrtSession(external), OrtSession(external)
+@pytest.mark.parametrize("session_class", [OrtSession, TorchCacheSession])  # numpy cache / torch cache (GPU path)
+def test_logits_do_not_depend_on_batch_neighbours(external, session_class):
+    batched, solo = session_class(external), OrtSession(external)
     prompt = [3, 40, 41, 42]
     got, want = batched.prefill([5], [prompt]), solo.prefill([0], [prompt])
     tokens = []

@@ -156,3 +156,17 @@ def test_merged_requests_give_the_images_of_separate_runs(pipeline):
     assert [len(images) for images in merged] == [2, 1, 1]
     for req, images in zip(reqs, merged):
         assert all(max_diff(a, b) <= TOLERANCE for a, b in zip(images, pipeline.generate(req)))
+
+
+def test_io_binding_engines_give_the_same_images(built, pipeline):
+    """The GPU engines' code path (runtime/sdxl/device.py: tensors bound by address, per-shape persistent buffers
+    for the CUDA-graph UNet) on CPU tensors and the CPU provider: the same images as the plain sessions."""
+    from runtime.sdxl.device import TorchIoEngine  # noqa: PLC0415
+
+    def factory(path):
+        return TorchIoEngine(ort_factory()(path)._session, torch.device("cpu"), cuda_graph=path.stem == "unet")
+
+    bound = SdxlPipeline.from_dir(built[1], factory)
+    for req in (replace(REQ, n=2), replace(REQ, width=128)):  # two shapes: two persistent buffer sets
+        assert all(max_diff(a, b) == 0 for a, b in zip(bound.generate(req), pipeline.generate(req)))
+    assert len(bound.engines["unet"]._graphs) == 2

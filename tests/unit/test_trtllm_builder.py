@@ -17,6 +17,7 @@ from builders.triton_config import get_parameters
 from runtime.llm.generator import Generator
 from runtime.llm.protocol import GeneratorConfig
 from runtime.llm.trtllm_manifest import ENGINE_DIR, MANIFEST_FILE, TrtLlmManifest
+from runtime.target import EngineKind, EngineTarget
 
 MODEL_ID = "llama-3-70b-instruct"
 
@@ -55,9 +56,9 @@ def test_dry_run_prints_the_commands_and_writes_a_parsable_entry(checkpoint, tmp
     params = get_parameters(config)
     assert config.name == MODEL_ID and config.backend == "python" and config.model_transaction_policy.decoupled
     assert [(g.count, g.kind) for g in config.instance_group] == [(1, model_config_pb2.ModelInstanceGroup.KIND_MODEL)]
-    assert {k: params[k] for k in ("engine_type", "engine", "tensor_parallel_size", "pipeline_parallel_size",
+    assert {k: params[k] for k in ("engine_kind", "device", "precision", "engine", "tensor_parallel_size", "pipeline_parallel_size",
                                    "quantization", "max_model_len", "vocab_size", "openai_task")} == {
-        "engine_type": "tensorrt-llm", "engine": ENGINE_DIR, "tensor_parallel_size": "4",
+        "engine_kind": "tensorrt-llm", "device": "cuda", "precision": "bf16", "engine": ENGINE_DIR, "tensor_parallel_size": "4",
         "pipeline_parallel_size": "2", "quantization": "fp8", "max_model_len": "8192", "vocab_size": "128256",
         "openai_task": "text-generation"}
     manifest = TrtLlmManifest.read(version_dir / MANIFEST_FILE)
@@ -80,10 +81,11 @@ def test_weight_only_and_plain_conversions(checkpoint, tmp_path):
 def test_the_generator_picks_tensorrt_llm_and_refuses_an_unbuilt_engine(checkpoint, tmp_path, capsys):
     run_dry(checkpoint, tmp_path, capsys)
     config = text_format.Parse((tmp_path / MODEL_ID / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
-    gen_config = GeneratorConfig.from_parameters(get_parameters(config))
-    assert (gen_config.engine_type, gen_config.max_batch_size) == ("tensorrt-llm", 64)
+    params = get_parameters(config)
+    gen_config, target = GeneratorConfig.from_parameters(params), EngineTarget.from_parameters(params)
+    assert (target.engine, gen_config.max_batch_size) == (EngineKind.TENSORRT_LLM, 64)
     with pytest.raises(RuntimeError, match="never built"):
-        Generator(tmp_path / MODEL_ID / "1", gen_config)
+        Generator(tmp_path / MODEL_ID / "1", gen_config, target=target)
 
 
 def test_without_tensorrt_llm_a_real_build_fails_clearly(checkpoint, tmp_path, capsys):

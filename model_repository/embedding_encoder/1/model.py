@@ -7,20 +7,24 @@ import triton_python_backend_utils as pb_utils
 from runtime.embeddings.batching import TokenBlock, encode_blocks
 from runtime.embeddings.params import EncoderParams
 from runtime.embeddings.session import OrtEncoderSession
+from runtime.target import EngineTarget, instance_device_id
 from runtime.triton_shell import input_array, model_parameters, to_triton_error
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        self.params = EncoderParams.from_parameters(model_parameters(json.loads(args["model_config"])))
+        parameters = model_parameters(json.loads(args["model_config"]))
+        self.params = EncoderParams.from_parameters(parameters)
         engine = Path(args["model_repository"]) / args["model_version"] / self.params.engine_file
-        self.session = OrtEncoderSession(engine, self.params.ort)
+        self.session = OrtEncoderSession(engine, self.params.ort, EngineTarget.from_parameters(parameters),
+                                         instance_device_id(args))
 
     def execute(self, requests):
         blocks = [TokenBlock(input_array(pb_utils, r, "INPUT_IDS"), input_array(pb_utils, r, "ATTENTION_MASK"))
                   for r in requests]
         try:
-            vectors = encode_blocks(blocks, self.session, self.params.pooling, self.params.max_batch_tokens)
+            vectors = encode_blocks(blocks, self.session, self.params.pooling, self.params.max_batch_tokens,
+                                    self.params.length_tiers)
         except Exception as exc:  # noqa: BLE001  (an engine failure fails the whole merged batch)
             error = to_triton_error(pb_utils, exc)
             return [pb_utils.InferenceResponse(error=error) for _ in requests]

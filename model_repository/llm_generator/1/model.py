@@ -10,6 +10,7 @@ import triton_python_backend_utils as pb_utils
 
 from runtime.llm.generator import Generator
 from runtime.llm.protocol import GeneratorConfig
+from runtime.target import EngineTarget, instance_device_id
 from runtime.triton_shell import input_scalar, model_parameters, to_triton_error
 
 
@@ -42,7 +43,9 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         version_dir = f"{args['model_repository']}/{args['model_version']}"
-        self.generator = Generator(version_dir, GeneratorConfig.from_parameters(model_parameters(config)))
+        parameters = model_parameters(config)
+        self.generator = Generator(version_dir, GeneratorConfig.from_parameters(parameters),
+                                   target=EngineTarget.from_parameters(parameters), device_id=instance_device_id(args))
         self.generator.start()
 
     def execute(self, requests):

@@ -11,19 +11,22 @@ import triton_python_backend_utils as pb_utils
 
 from runtime.sdxl.batching import plan_batches
 from runtime.sdxl.config import ImageModelConfig
-from runtime.sdxl.engines import ort_factory, set_torch_threads
+from runtime.sdxl.engines import engine_factory, set_torch_threads
 from runtime.sdxl.pipeline import SdxlPipeline, to_png
 from runtime.sdxl.triton_io import images_response, parse_request
+from runtime.target import EngineTarget, instance_device_id
 from runtime.triton_shell import model_parameters, to_triton_error
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        self.config = ImageModelConfig.from_parameters(model_parameters(json.loads(args["model_config"])))
+        parameters = model_parameters(json.loads(args["model_config"]))
+        self.config = ImageModelConfig.from_parameters(parameters)
         set_torch_threads(self.config.torch_threads)
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        self.pipeline = SdxlPipeline.from_dir(version_dir, ort_factory(self.config.ort_threads),
-                                              self.config.force_zeros_for_empty_prompt)
+        factory, device = engine_factory(EngineTarget.from_parameters(parameters), instance_device_id(args),
+                                         self.config.ort_threads)
+        self.pipeline = SdxlPipeline.from_dir(version_dir, factory, self.config.force_zeros_for_empty_prompt, device)
 
     def execute(self, requests):
         responses = [None] * len(requests)

@@ -1,0 +1,147 @@
+"""`make test-gpu` / `make gpu-check`: the GPU path end to end, on a GPU node (fails loudly anywhere else).
+
+  tests:   build the demo repository for cuda, compile it (`builders compile`), run the integration suite against
+           it on a real tritonserver, then serve the CPU and the GPU repositories side by side and compare at the
+           same inputs: embeddings cosine >= 0.999, the first 16 greedy tokens identical, images PSNR >= 30 dB.
+  benches: bench/gpu.py (LLM decode tok/s vs the HBM roofline, SDXL ms/image, e5-large-shaped tokens/s).
+  all:     both, one table at the end.      require: only check that this node has a usable GPU.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import os
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+from runtime.gpu_probe import GpuUnavailable, check_gpu_provider
+from runtime.providers import TENSORRT
+
+COSINE_MIN, PSNR_MIN_DB, GREEDY_TOKENS = 0.999, 30.0, 16
+TEXTS = ["A GPU and a CPU should agree on this sentence.", "Short.", "Überprüfung mit Nicht-ASCII: 日本語 ✓"]
+PROMPTS = ["Once upon a time", "The capital of France is"]
+
+
+# -- the comparisons (pure, unit-tested on CPU) ----------------------------------------------------------
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    return float(cos.min())
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    """8-bit images: 10 log10(255^2 / MSE); identical images give infinity."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def same_prefix(a: list, b: list, n: int = GREEDY_TOKENS) -> bool:
+    return len(a) >= n and len(b) >= n and a[:n] == b[:n]
+
+
+# -- orchestration ---------------------------------------------------------------------------------------
+def require_gpu() -> None:
+    try:
+        check_gpu_provider(TENSORRT)
+    except GpuUnavailable as exc:
+        sys.exit(f"GPU check FAILED: no usable NVIDIA GPU with CUDA 12 / TensorRT 10 here: {exc}")
+
+
+def build_gpu_repository(repo: Path) -> None:
+    from builders.compile import compile_repository  # noqa: PLC0415
+    from builders.demo import build_demo  # noqa: PLC0415
+    from builders.target import BuildTarget  # noqa: PLC0415
+    from runtime.target import Device  # noqa: PLC0415
+
+    build_demo(repo, repo.parent / "gpu_work", target=BuildTarget(Device.CUDA))
+    compile_repository(repo)
+
+
+def run_integration_suite(repo: Path) -> bool:
+    env = {**os.environ, "MODEL_REPOSITORY": str(repo), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/integration"], env=env).returncode == 0
+
+
+def _serve(stack: ExitStack, repo: Path, logs: Path):
+    import openai  # noqa: PLC0415
+
+    from launcher.adapter_process import AdapterServer  # noqa: PLC0415
+    from launcher.process import free_port  # noqa: PLC0415
+    from launcher.tritonserver import TritonServer  # noqa: PLC0415
+
+    triton = TritonServer(repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
+                          log_file=logs / f"{repo.name}-triton.log")
+    triton.start()
+    stack.callback(triton.stop)
+    triton.wait_ready(900)
+    adapter = AdapterServer(triton.grpc_url, free_port(), logs / f"{repo.name}-adapter.log")
+    adapter.start()
+    stack.callback(adapter.stop)
+    adapter.wait_ready(120)
+    return openai.OpenAI(base_url=adapter.base_url, api_key="unused", timeout=600)
+
+
+def _outputs(client) -> dict:
+    from PIL import Image  # noqa: PLC0415
+
+    vectors = np.array([d.embedding for d in client.embeddings.create(model="all-MiniLM-L6-v2", input=TEXTS,
+                                                                      encoding_format="float").data])
+    tokens = [client.completions.create(model="tiny-llama-3", prompt=p, max_tokens=GREEDY_TOKENS, temperature=0,
+                                        logprobs=1, extra_body={"ignore_eos": True}).choices[0].logprobs.tokens
+              for p in PROMPTS]
+    image = client.images.generate(model="tiny-sdxl", prompt="a red fox", size="128x128", response_format="b64_json",
+                                   extra_body={"seed": 7, "num_inference_steps": 8}).data[0].b64_json
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(image))).convert("RGB"))
+    return {"embeddings": vectors, "tokens": tokens, "image": pixels}
+
+
+def compare_with_cpu(cpu_repo: Path, gpu_repo: Path) -> list[tuple[str, str, bool]]:
+    with tempfile.TemporaryDirectory() as logs, ExitStack() as stack:
+        cpu = _outputs(_serve(stack, cpu_repo, Path(logs)))
+        gpu = _outputs(_serve(stack, gpu_repo, Path(logs)))
+    cosine, psnr = min_cosine(cpu["embeddings"], gpu["embeddings"]), psnr_db(cpu["image"], gpu["image"])
+    greedy = all(same_prefix(a, b) for a, b in zip(cpu["tokens"], gpu["tokens"]))
+    return [("embeddings min cosine vs CPU", f"{cosine:.6f} (>= {COSINE_MIN})", cosine >= COSINE_MIN),
+            (f"LLM first {GREEDY_TOKENS} greedy tokens vs CPU", "identical" if greedy else "differ", greedy),
+            ("image PSNR vs CPU (seed 7)", f"{psnr:.1f} dB (>= {PSNR_MIN_DB})", psnr >= PSNR_MIN_DB)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="launcher.gpu_check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["require", "tests", "benches", "all"])
+    parser.add_argument("--cpu-repo", type=Path, default=Path("build/model_repository"))
+    parser.add_argument("--gpu-repo", type=Path, default=Path("build/gpu_repository"))
+    args = parser.parse_args(argv)
+    require_gpu()
+    rows: list[tuple[str, str, bool]] = []
+    if args.what in ("tests", "all"):
+        build_gpu_repository(args.gpu_repo)
+        rows.append(("integration suite on the cuda repository", "", run_integration_suite(args.gpu_repo)))
+        rows += compare_with_cpu(args.cpu_repo, args.gpu_repo)
+    if args.what in ("benches", "all"):
+        from bench.gpu import run_benches  # noqa: PLC0415
+
+        rows += run_benches(args.gpu_repo.parent / "gpu_bench")
+    print_table(rows)
+    return 0 if all(ok for _, _, ok in rows) else 1
+
+
+def print_table(rows: list[tuple[str, str, bool]]) -> None:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table("check", "result", "pass")
+    for name, result, ok in rows:
+        table.add_row(name, result, "yes" if ok else "[red]NO[/]")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
