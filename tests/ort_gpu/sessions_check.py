@@ -1,4 +1,5 @@
-"""Session code paths with onnxruntime-gpu installed (run inside .venv-ort-gpu by tests/unit/test_ort_gpu.py).
+"""Session code paths with onnxruntime-gpu installed (run inside .venv-ort-gpu by tests/unit/test_ort_gpu.py;
+not named test_*.py: the main venv's collection must not pick it up).
 
 On a machine without a GPU: a cpu entry runs on the CPU provider; a cuda entry fails at load naming the missing
 device or library, never silently on the CPU.
