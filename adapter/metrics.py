@@ -25,12 +25,9 @@ requests_rejected_total = Counter("openai_adapter:requests_rejected_total",
                                   "Requests refused before reaching Triton", ["model", "reason"])
 
 
-def record_first_token(model: str, seconds: float) -> None:
-    time_to_first_token.labels(model).observe(seconds)
-
-
-def record_inter_token(model: str, seconds: float) -> None:
-    inter_token_latency.labels(model).observe(seconds)
+def token_timers(model: str) -> tuple[Histogram, Histogram]:
+    """(time to first token, inter-token latency) of a model, labelled once per generation, not per token."""
+    return time_to_first_token.labels(model), inter_token_latency.labels(model)
 
 
 def record_tokens(model: str, prompt: int, generated: int = 0) -> None:

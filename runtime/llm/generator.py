@@ -20,7 +20,7 @@ class Generator:
         # The model may have more logit rows than the tokenizer has tokens (padding rows): they decode to nothing.
         table = self.tokenizer.token_bytes + [b""] * max(0, self.session.vocab_size - len(self.tokenizer.token_bytes))
         self.vocab = Vocab(table, self.tokenizer.special_ids, self.tokenizer.stop_ids)
-        self.scheduler = Scheduler(self.session, self.vocab, config.max_batch_size)
+        self.scheduler = Scheduler(self.session, self.vocab, config.max_batch_size, interval=config.stream_interval)
 
     def start(self) -> None:
         self.scheduler.start()
@@ -35,7 +35,7 @@ class Generator:
             raise ClientError(f"n={request.sampling.n} is more than this model decodes at once "
                               f"({self.config.max_batch_size})", "n")
         prompt = self.tokenizer.prompt(request, self.config.max_model_len)
-        return Job(prompt, request.sampling, self.vocab, sink, self.config.max_model_len, request.echo)
+        return Job(prompt, request.sampling, self.vocab, sink, self.config.max_model_len, request.echo, request.stream)
 
     def submit(self, request_json: str, sink: ResponseSink) -> Job:
         job = self.make_job(request_json, sink)
