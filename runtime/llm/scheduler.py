@@ -96,6 +96,10 @@ class Scheduler:
         with self._lock:
             while self.waiting and self.waiting[0].params.n <= len(self.free_slots):
                 job = self.waiting[0]
+                if job.sink.cancelled():  # checked once here, not on every sweep (each check is an IPC call)
+                    self.waiting.popleft()
+                    job.sink.close()
+                    continue
                 width = max(width, len(job.prompt.token_ids))
                 if admitted and width * (len(admitted) + 1) > self.max_prefill_tokens:
                     break
@@ -161,18 +165,13 @@ class Scheduler:
             self.running.remove(job)
 
     def _drop_cancelled(self) -> None:
+        """Running jobs whose client went away leave (waiting ones are checked when admitted)."""
         now = time.monotonic()
         if now - self._last_cancel_check < self.cancel_check_s:
             return
         self._last_cancel_check = now
         for job in [j for j in self.running if j.sink.cancelled()]:
             self._leave(job)
-            job.sink.close()
-        with self._lock:
-            gone = [j for j in self.waiting if j.sink.cancelled()]
-            for job in gone:
-                self.waiting.remove(job)
-        for job in gone:
             job.sink.close()
 
     def _fail_all(self, exc: BaseException) -> None:

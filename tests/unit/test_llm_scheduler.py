@@ -177,3 +177,13 @@ def test_coalescing_window_first_response_at_once_then_merged_deltas_same_text()
         assert sink.finals == 1 and sink.choices() == {0: ("bcdefghijk", "length")}
     counts = {k: [r["usage"]["completion_tokens"] for r in sink.responses] for k, sink in runs.items()}
     assert counts == {"every step": list(range(1, 11)), "window": [1, 10], "count": [1, 4, 7, 10], "one": [10]}
+
+
+def test_waiting_job_cancelled_before_admission_is_closed_unprefilled():
+    engine = FakeEngine()
+    sched = Scheduler(engine, VOCAB, max_batch_size=1)
+    running, gone, later = ListSink(), ListSink(cancel_after=0), ListSink()
+    for prompt, sink in (([0], running), ([5], gone), ([3], later)):
+        sched.submit(job(prompt, sink, max_tokens=2))
+    sched.run_until_idle()
+    assert gone.closed and gone.responses == [] and later.choices() == {0: ("ef", "length")}
