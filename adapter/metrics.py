@@ -20,7 +20,8 @@ inter_token_latency = Histogram("openai_adapter:inter_token_latency_seconds", "T
                                 ["model"], buckets=_TOKEN_BUCKETS)
 prompt_tokens_total = Counter("openai_adapter:prompt_tokens_total", "Prompt tokens processed", ["model"])
 generation_tokens_total = Counter("openai_adapter:generation_tokens_total", "Tokens generated", ["model"])
-requests_in_flight = Gauge("openai_adapter:num_requests_running", "Requests in flight in the adapter", ["model"])
+requests_in_flight = Gauge("openai_adapter:num_requests_running", "Requests in flight in the adapter", ["model"],
+                           multiprocess_mode="livesum")  # summed over live workers (ADAPTER_WORKERS > 1)
 requests_rejected_total = Counter("openai_adapter:requests_rejected_total",
                                   "Requests refused before reaching Triton", ["model", "reason"])
 

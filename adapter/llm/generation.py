@@ -89,6 +89,7 @@ class Generation:
         self._finished: set[int] = set()
         self._t0 = time.perf_counter()
         self._last_token_at: float | None = None
+        self._timed_tokens = 0
         self._ttft, self._itl = metrics.token_timers(model)
 
     @property
@@ -131,7 +132,7 @@ class Generation:
                 arrived = []
                 if steps:
                     step = merge_steps(steps)
-                    self._record_timing(step.choices)
+                    self._record_timing(step)
                     yield step
             if len(self._finished) < self.num_choices:
                 raise internal_error(f"The generator ended {self.num_choices - len(self._finished)} choice(s) "
@@ -187,12 +188,20 @@ class Generation:
         logprobs = choice.get("logprobs")
         return ChoiceDelta(index, text, choice.get("finish_reason"), logprobs["content"] if logprobs else None)
 
-    def _record_timing(self, choices: list[ChoiceDelta]) -> None:
-        if not any(c.text or c.logprobs for c in choices):
+    def _record_timing(self, step: Step) -> None:
+        """TTFT once; then a step with k new tokens per choice counts as k inter-token gaps of 1/k of its wait
+        (as if its tokens had come evenly), so coalesced responses keep the metric's meaning."""
+        tokens = step.completion_tokens - self._timed_tokens
+        if tokens <= 0 or not any(c.text or c.logprobs for c in step.choices):
             return
+        self._timed_tokens = step.completion_tokens
         now = time.perf_counter()
+        k = max(1, round(tokens / self.num_choices))
         if self._last_token_at is None:
             self._ttft.observe(now - self._t0)
-        else:  # between responses: a response that carries several tokens counts once
-            self._itl.observe(now - self._last_token_at)
+            gap, k = 0.0, k - 1  # tokens that came with the first one
+        else:
+            gap = (now - self._last_token_at) / k
+        for _ in range(k):
+            self._itl.observe(gap)
         self._last_token_at = now
