@@ -60,7 +60,7 @@ class Variant(ManagedProcess):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def cpu(self) -> float:
+    def cpu(self) -> dict[str, float]:
         return tree_cpu_seconds(self.proc.pid)
 
 
@@ -69,14 +69,18 @@ def run_round(variants: list[Variant], model: str, chats: list, c: int, shift: i
     for v in variants[shift:] + variants[:shift]:
         before = v.cpu()
         r = asyncio.run(_served(v.url, model, chats, c, True))
-        r["cpu_s"] = v.cpu() - before
+        after = v.cpu()
+        r["cpu"] = {name: after[name] - before.get(name, 0.0) for name in after}
+        r["cpu_s"] = sum(r["cpu"].values())
         out[v.name] = r
     return out
 
 
 def summary(rows: list[dict]) -> dict:
     tokens, wall, cpu = (sum(r[k] for r in rows) for k in ("tokens", "wall", "cpu_s"))
+    names = {name for r in rows for name in r["cpu"]}
     return {"tok_s": tokens / wall, "cpu_us_tok": 1e6 * cpu / tokens,
+            "cpu_us_tok_by_process": {n: round(1e6 * sum(r["cpu"].get(n, 0.0) for r in rows) / tokens) for n in names},
             **{k: statistics.median(r[k] for r in rows) for k in ("ttft_p50", "itl_p50", "itl_p99")},
             "tok_s_rounds": [round(r["tokens"] / r["wall"]) for r in rows]}
 

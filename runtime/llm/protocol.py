@@ -27,7 +27,7 @@ from runtime.llm.coalesce import StreamInterval
 
 MAX_STOP_STRINGS = 4
 MAX_TOP_LOGPROBS = 20
-DEFAULT_STREAM_INTERVAL_MS = 0.0
+DEFAULT_STREAM_INTERVAL_MS = 50.0
 
 
 @dataclass(frozen=True)
