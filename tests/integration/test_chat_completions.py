@@ -79,9 +79,9 @@ def test_same_seed_same_text_at_temperature_1(openai_client):
 
 def test_streamed_text_equals_whole_text_at_the_same_seed(openai_client, http):
     """Long enough for the generator to coalesce steps; the stream still ends with usage, then [DONE]."""
-    body = {"model": MODEL, "messages": MESSAGES, "temperature": 1, "seed": 77, "max_tokens": 48, "ignore_eos": True}
-    whole = openai_client.chat.completions.create(**body).choices[0].message.content
-    stream = http.post("/v1/chat/completions", json={**body, "stream": True,
+    body = {"model": MODEL, "messages": MESSAGES, "temperature": 1, "seed": 77, "max_tokens": 48}
+    whole = openai_client.chat.completions.create(**body, extra_body={"ignore_eos": True}).choices[0].message.content
+    stream = http.post("/v1/chat/completions", json={**body, "ignore_eos": True, "stream": True,
                                                      "stream_options": {"include_usage": True}}, timeout=60)
     events = [line[6:] for line in stream.text.splitlines() if line.startswith("data: ")]
     chunks = [json.loads(e) for e in events[:-1]]
