@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 INSTALLED := $(VENV)/.installed
 SOURCES := $(shell find builders runtime model_repository -type f \( -name '*.py' -o -name '*.pbtxt' -o -name '*.json' \) 2>/dev/null)
 
-.PHONY: venv repo serve test unit bench clean
+.PHONY: venv repo serve test unit bench aiperf clean
 
 venv: $(INSTALLED)
 
@@ -36,6 +36,9 @@ test: repo
 
 unit: venv
 	$(PY) -m pytest -q tests/unit
+
+aiperf: repo  # NVIDIA aiperf (own venv, build/aiperf-venv) against `make serve` (started and stopped here)
+	bench/aiperf.sh
 
 clean:
 	rm -rf build
