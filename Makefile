@@ -19,7 +19,7 @@ ORT_GPU_VENV ?= .venv-ort-gpu
 ORT_GPU_PIN := onnxruntime-gpu==1.20.2
 GPU_REPO ?= build/gpu_repository
 
-.PHONY: venv repo serve test unit bench clean ort-gpu-venv test-gpu gpu-check test-gpu-trtllm
+.PHONY: venv repo serve test unit bench clean ort-gpu-venv test-gpu gpu-check test-gpu-trtllm aiperf
 
 venv: $(INSTALLED)
 
@@ -68,6 +68,9 @@ test-gpu: venv
 gpu-check: venv
 	$(PY) -m launcher.gpu_check require && $(MAKE) repo
 	$(PY) -m launcher.gpu_check all --cpu-repo $(REPO) --gpu-repo $(GPU_REPO)
+
+aiperf: repo  # NVIDIA aiperf (own venv, build/aiperf-venv) against `make serve` (started and stopped here)
+	bench/aiperf.sh
 
 clean:
 	rm -rf build

@@ -20,17 +20,15 @@ inter_token_latency = Histogram("openai_adapter:inter_token_latency_seconds", "T
                                 ["model"], buckets=_TOKEN_BUCKETS)
 prompt_tokens_total = Counter("openai_adapter:prompt_tokens_total", "Prompt tokens processed", ["model"])
 generation_tokens_total = Counter("openai_adapter:generation_tokens_total", "Tokens generated", ["model"])
-requests_in_flight = Gauge("openai_adapter:num_requests_running", "Requests in flight in the adapter", ["model"])
+requests_in_flight = Gauge("openai_adapter:num_requests_running", "Requests in flight in the adapter", ["model"],
+                           multiprocess_mode="livesum")  # summed over live workers (ADAPTER_WORKERS > 1)
 requests_rejected_total = Counter("openai_adapter:requests_rejected_total",
                                   "Requests refused before reaching Triton", ["model", "reason"])
 
 
-def record_first_token(model: str, seconds: float) -> None:
-    time_to_first_token.labels(model).observe(seconds)
-
-
-def record_inter_token(model: str, seconds: float) -> None:
-    inter_token_latency.labels(model).observe(seconds)
+def token_timers(model: str) -> tuple[Histogram, Histogram]:
+    """(time to first token, inter-token latency) of a model, labelled once per generation, not per token."""
+    return time_to_first_token.labels(model), inter_token_latency.labels(model)
 
 
 def record_tokens(model: str, prompt: int, generated: int = 0) -> None:

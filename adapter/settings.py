@@ -22,6 +22,10 @@ Backpressure
 - QUEUE_TIMEOUT_S: how long a request waits for a free slot before the 429 (0 = reject at once).
 - RETRY_AFTER_S: the Retry-After value sent with a 429.
 
+Serving
+- ADAPTER_WORKERS: adapter processes sharing the port (each with its own event loop and gRPC channel); the
+  limits above (MAX_IN_FLIGHT_PER_MODEL) hold per worker.
+
 Observability and lifecycle
 - ACCESS_LOG: one JSON line per request on the `adapter.access` logger (no prompt text).
 - SHUTDOWN_TIMEOUT_S: on SIGTERM, how long in-flight requests (streams included) may run before they are cut.
@@ -63,6 +67,8 @@ class Settings(BaseSettings):
     max_in_flight_per_model: int = 256
     queue_timeout_s: float = 0.0
     retry_after_s: int = 1
+
+    adapter_workers: int = 1
 
     access_log: bool = True
     shutdown_timeout_s: float = 30.0

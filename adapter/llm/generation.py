@@ -1,7 +1,9 @@
 """One generation: a generator request on Triton per prompt, merged into one stream of steps.
 
 Each Triton response (see the contract in runtime/llm/protocol.py) becomes a `Step`: text deltas of some
-choices (indices made global: prompt p, choice i -> p * n + i) and the usage so far over all prompts.
+choices (indices made global: prompt p, choice i -> p * n + i) and the usage so far over all prompts. Steps
+that arrive together are merged into one (each choice's deltas joined), so a client that falls behind the
+engine gets one chunk for them, not one per step.
 `start()` waits for every prompt's first response, so caller errors (prompt too long, ...) surface before
 an HTTP response has begun; `close()` (also when the client goes away) cancels the Triton requests.
 """
@@ -40,6 +42,24 @@ class Step:
     completion_tokens: int
 
 
+def merge_steps(steps: list[Step]) -> Step:
+    """Several steps as one: per choice (in index order) the texts and logprobs joined, the last finish_reason;
+    the usage of the last."""
+    if len(steps) == 1:
+        return steps[0]
+    merged: dict[int, ChoiceDelta] = {}
+    for d in (d for step in steps for d in step.choices):
+        m = merged.get(d.index)
+        if m is None:
+            merged[d.index] = ChoiceDelta(d.index, d.text, d.finish_reason, d.logprobs and list(d.logprobs))
+            continue
+        m.text += d.text
+        m.finish_reason = d.finish_reason or m.finish_reason
+        if d.logprobs:
+            m.logprobs = (m.logprobs or []) + d.logprobs
+    return Step([merged[i] for i in sorted(merged)], steps[-1].prompt_tokens, steps[-1].completion_tokens)
+
+
 def request_tensors(payload: dict[str, Any]) -> Tensors:
     return {REQUEST_INPUT: np.array([orjson.dumps(payload)], dtype=np.object_)}
 
@@ -49,9 +69,9 @@ def parse_response(tensors: Tensors) -> dict[str, Any]:
 
 
 class Generation:
-    """Reader tasks (one per prompt) put Triton responses on a queue as they arrive; `batches()` hands over
-    everything that has arrived since the last call, so a busy event loop sends one SSE write for several
-    tokens instead of one each (streaming keeps up with non-streaming under load)."""
+    """Reader tasks (one per prompt) put Triton responses on a queue as they arrive; `steps()` hands over
+    everything that has arrived since the last call as one merged step, so a busy event loop sends one SSE
+    chunk for several tokens instead of one each (streaming keeps up with non-streaming under load)."""
 
     def __init__(self, triton: TritonClient, model: str, payloads: list[dict[str, Any]], n: int,
                  request_id: str, echo: bool = False):
@@ -69,6 +89,8 @@ class Generation:
         self._finished: set[int] = set()
         self._t0 = time.perf_counter()
         self._last_token_at: float | None = None
+        self._timed_tokens = 0
+        self._ttft, self._itl = metrics.token_timers(model)
 
     @property
     def prompt_tokens(self) -> int:
@@ -97,8 +119,8 @@ class Generation:
             self.close()
             raise
 
-    async def batches(self) -> AsyncIterator[list[Step]]:
-        """The steps that have arrived, in arrival order, as soon as there is at least one."""
+    async def steps(self) -> AsyncIterator[Step]:
+        """What has arrived since the last step, merged into one, as soon as there is something."""
         try:
             arrived, self._first = self._first, []
             while self._running:
@@ -106,11 +128,12 @@ class Generation:
                     arrived.append(await self._queue.get())
                 while not self._queue.empty():
                     arrived.append(self._queue.get_nowait())
-                steps = [self._take(item) for item in arrived]
+                steps = [s for s in (self._take(item) for item in arrived) if s is not None]
                 arrived = []
-                steps = [s for s in steps if s is not None]
                 if steps:
-                    yield steps
+                    step = merge_steps(steps)
+                    self._record_timing(step)
+                    yield step
             if len(self._finished) < self.num_choices:
                 raise internal_error(f"The generator ended {self.num_choices - len(self._finished)} choice(s) "
                                      "without a finish_reason.")
@@ -152,7 +175,6 @@ class Generation:
         if usage:
             self._usage[p] = (usage["prompt_tokens"], usage["completion_tokens"])
         choices = [self._delta(p, c) for c in response.get("choices", ())]
-        self._record_timing(choices)
         return Step(choices, self.prompt_tokens, self.completion_tokens)
 
     def _delta(self, p: int, choice: dict[str, Any]) -> ChoiceDelta:
@@ -166,12 +188,20 @@ class Generation:
         logprobs = choice.get("logprobs")
         return ChoiceDelta(index, text, choice.get("finish_reason"), logprobs["content"] if logprobs else None)
 
-    def _record_timing(self, choices: list[ChoiceDelta]) -> None:
-        if not any(c.text or c.logprobs for c in choices):
+    def _record_timing(self, step: Step) -> None:
+        """TTFT once; then a step with k new tokens per choice counts as k inter-token gaps of 1/k of its wait
+        (as if its tokens had come evenly), so coalesced responses keep the metric's meaning."""
+        tokens = step.completion_tokens - self._timed_tokens
+        if tokens <= 0 or not any(c.text or c.logprobs for c in step.choices):
             return
+        self._timed_tokens = step.completion_tokens
         now = time.perf_counter()
+        k = max(1, round(tokens / self.num_choices))
         if self._last_token_at is None:
-            metrics.record_first_token(self.model, now - self._t0)
+            self._ttft.observe(now - self._t0)
+            gap, k = 0.0, k - 1  # tokens that came with the first one
         else:
-            metrics.record_inter_token(self.model, now - self._last_token_at)
+            gap = (now - self._last_token_at) / k
+        for _ in range(k):
+            self._itl.observe(gap)
         self._last_token_at = now

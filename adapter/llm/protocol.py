@@ -127,7 +127,8 @@ class ChatCompletionRequest(_SamplingRequest):
                 "logprobs": bool(self.logprobs), "top_logprobs": self.top_logprobs or 0}
 
     def triton_payload(self) -> dict[str, Any]:
-        return {"messages": [m.flat() for m in self.messages], "sampling": self.to_sampling()}
+        return {"messages": [m.flat() for m in self.messages], "sampling": self.to_sampling(),
+                "stream": bool(self.stream)}
 
 
 def _prompt_form(prompt: Any) -> str | list[str] | list[int] | list[list[int]]:
@@ -195,7 +196,8 @@ class CompletionRequest(_SamplingRequest):
 
     def triton_payloads(self) -> list[dict[str, Any]]:
         sampling, echo = self.to_sampling(), bool(self.echo)
-        return [{**prompt, "sampling": sampling, "echo": echo} for prompt in self.prompts()]
+        return [{**prompt, "sampling": sampling, "echo": echo, "stream": bool(self.stream)}
+                for prompt in self.prompts()]
 
 
 # ---- responses -------------------------------------------------------------------------------------------

@@ -52,8 +52,8 @@ class _Choice:
 
 async def _collect(generation: Generation, want_logprobs: bool) -> list[_Choice]:
     choices = [_Choice(logprobs=[] if want_logprobs else None) for _ in range(generation.num_choices)]
-    async for steps in generation.batches():
-        for delta in (d for step in steps for d in step.choices):
+    async for step in generation.steps():
+        for delta in step.choices:
             choice = choices[delta.index]
             choice.text.append(delta.text)
             if delta.logprobs and choice.logprobs is not None:

@@ -6,15 +6,13 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
 import orjson
-from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from adapter.errors import OpenAIError, internal_error
 from adapter.llm.generation import Generation, Step
-from adapter.llm.protocol import (ChatChunkChoice, ChatCompletionChunk, ChatDelta, CompletionChoice,
-                                  CompletionLogprobs, CompletionResponse, Usage)
-from adapter.llm.responses import ResponseMeta, chat_logprobs, legacy_logprobs, usage_of
+from adapter.llm.protocol import Usage
+from adapter.llm.responses import ResponseMeta, legacy_logprobs, usage_of
 
 log = logging.getLogger("adapter.llm.sse")
 
@@ -45,9 +43,25 @@ class StreamUsage:
     continuous: bool = False
 
 
-def event(data: BaseModel | dict, exclude: set[str] | None = None) -> bytes:
-    body = data.model_dump_json(exclude=exclude).encode() if isinstance(data, BaseModel) else orjson.dumps(data)
-    return b"data: " + body + b"\n\n"
+def event(data: dict) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+class Frames:
+    """Preformatted SSE frames of one stream: the envelope (id, object, created, model) is encoded once and
+    each chunk is its choices (plain dicts in the OpenAI chunk shape) through orjson, no pydantic per chunk.
+    With include_usage every chunk has a usage key (null until the last, or the running count)."""
+
+    def __init__(self, meta: ResponseMeta, obj: str, options: StreamUsage):
+        envelope = orjson.dumps({"id": meta.id, "object": obj, "created": meta.created, "model": meta.model})
+        self.head = b"data: " + envelope[:-1] + b',"choices":'
+        self.with_usage = options.include
+
+    def frame(self, choices: list[dict], usage: Usage | None = None) -> bytes:
+        if not self.with_usage:
+            return self.head + orjson.dumps(choices) + b"}\n\n"
+        counts = None if usage is None else usage.model_dump()
+        return self.head + orjson.dumps(choices) + b',"usage":' + orjson.dumps(counts) + b"}\n\n"
 
 
 async def _with_end(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -68,7 +82,6 @@ class _Usage:
 
     def __init__(self, generation: Generation, options: StreamUsage):
         self.generation, self.options = generation, options
-        self.exclude = None if options.include else {"usage"}
 
     def now(self, step: Step | Generation | None = None) -> Usage | None:
         counts = step or self.generation
@@ -82,65 +95,54 @@ class _Usage:
 def chat_chunks(generation: Generation, meta: ResponseMeta, options: StreamUsage) -> AsyncIterator[bytes]:
     """Role first, then content deltas, then each choice's finish_reason in a chunk of its own."""
     usage = _Usage(generation, options)
+    frames = Frames(meta, "chat.completion.chunk", options)
 
-    def chunk(choices: list[ChatChunkChoice], step_usage: Usage | None = None) -> bytes:
-        return event(ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=choices,
-                                         usage=step_usage), usage.exclude)
-
-    def step_chunks(step: Step) -> list[bytes]:
+    def step_chunks(step: Step) -> bytes:
         step_usage = usage.now(step)
-        content = [ChatChunkChoice(index=d.index, delta=ChatDelta(content=d.text),
-                                   logprobs=chat_logprobs(d.logprobs))
-                   for d in step.choices if d.text or d.logprobs]
-        finished = [ChatChunkChoice(index=d.index, delta=ChatDelta(), finish_reason=d.finish_reason)
+        content = [{"index": d.index, "delta": {"content": d.text},
+                    "logprobs": None if d.logprobs is None else {"content": d.logprobs, "refusal": None},
+                    "finish_reason": None} for d in step.choices if d.text or d.logprobs]
+        finished = [{"index": d.index, "delta": {}, "logprobs": None, "finish_reason": d.finish_reason}
                     for d in step.choices if d.finish_reason]
-        return [chunk(choices, step_usage) for choices in (content, finished) if choices]
+        return b"".join(frames.frame(choices, step_usage) for choices in (content, finished) if choices)
 
     def role_chunk(first: Step) -> bytes:  # sent with the first tokens; its usage counts only the prompt
         role_usage = usage_of(first.prompt_tokens, 0) if options.continuous else None
-        return chunk([ChatChunkChoice(index=i, delta=ChatDelta(role="assistant", content=""))
-                      for i in range(generation.num_choices)], role_usage)
+        return frames.frame([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                              "finish_reason": None} for i in range(generation.num_choices)], role_usage)
 
     async def chunks() -> AsyncIterator[bytes]:
         first = True
-        async for steps in generation.batches():
-            head = [role_chunk(steps[0])] if first else []
+        async for step in generation.steps():
+            head = role_chunk(step) if first else b""
             first = False
-            yield b"".join(head + [c for step in steps for c in step_chunks(step)])
+            yield head + step_chunks(step)
         for total in usage.final():
-            yield chunk([], total)
+            yield frames.frame([], total)
 
     return _with_end(chunks())
 
 
 def completion_chunks(generation: Generation, meta: ResponseMeta, options: StreamUsage) -> AsyncIterator[bytes]:
-    """One chunk per generator response (text and finish_reason together, as the legacy API did)."""
+    """One chunk per step (text and finish_reason together, as the legacy API did)."""
     usage = _Usage(generation, options)
+    frames = Frames(meta, "text_completion", options)
     next_offset: dict[int, int] = {}  # per choice: text offset of its next token (legacy logprobs)
 
-    def logprobs(index: int, entries: list[dict] | None) -> CompletionLogprobs | None:
+    def logprobs(index: int, entries: list[dict] | None) -> dict | None:
         if entries is None:
             return None
         start = next_offset.get(index, len(generation.echoed(index)))
         lp = legacy_logprobs(entries, start)
         next_offset[index] = start + sum(len(t) for t in lp.tokens)
-        return lp
-
-    def chunk(choices: list[CompletionChoice], step_usage: Usage | None = None) -> bytes:
-        return event(CompletionResponse(id=meta.id, created=meta.created, model=meta.model, choices=choices,
-                                        usage=step_usage), usage.exclude)
-
-    def step_chunk(step: Step) -> bytes:
-        choices = [CompletionChoice(index=d.index, text=d.text, finish_reason=d.finish_reason,
-                                    logprobs=logprobs(d.index, d.logprobs)) for d in step.choices]
-        return chunk(choices, usage.now(step)) if choices else b""
+        return lp.model_dump()
 
     async def chunks() -> AsyncIterator[bytes]:
-        async for steps in generation.batches():
-            data = b"".join(step_chunk(step) for step in steps)
-            if data:
-                yield data
+        async for step in generation.steps():
+            if step.choices:
+                yield frames.frame([{"index": d.index, "text": d.text, "logprobs": logprobs(d.index, d.logprobs),
+                                     "finish_reason": d.finish_reason} for d in step.choices], usage.now(step))
         for total in usage.final():
-            yield chunk([], total)
+            yield frames.frame([], total)
 
     return _with_end(chunks())

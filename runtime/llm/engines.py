@@ -64,4 +64,5 @@ def onnxruntime_engine(model_dir: Path, config: GeneratorConfig, tokenizer: Llam
     from runtime.llm.scheduler import Scheduler  # noqa: PLC0415
 
     session = session or engine_session(model_dir / config.engine, config, target, device_id)
-    return Scheduler(session, make_vocab(tokenizer, session.vocab_size), config.max_batch_size)
+    return Scheduler(session, make_vocab(tokenizer, session.vocab_size), config.max_batch_size,
+                     interval=config.stream_interval)

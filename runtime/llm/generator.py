@@ -35,7 +35,7 @@ class Generator:
             raise ClientError(f"n={request.sampling.n} is more than this model decodes at once "
                               f"({self.config.max_batch_size})", "n")
         prompt = self.tokenizer.prompt(request, self.config.max_model_len)
-        return Job(prompt, request.sampling, self.vocab, sink, self.config.max_model_len, request.echo)
+        return Job(prompt, request.sampling, self.vocab, sink, self.config.max_model_len, request.echo, request.stream)
 
     def submit(self, request_json: str, sink: ResponseSink) -> Job:
         job = self.make_job(request_json, sink)

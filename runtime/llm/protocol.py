@@ -11,9 +11,11 @@ Model config parameters of the client-facing generator (all strings in config.pb
                   our scheduler for the onnxruntime kinds, TensorRT-LLM's batcher for "tensorrt-llm")
   tensor_parallel_size, pipeline_parallel_size, quantization: tensorrt-llm entries, for people and tools
                   (the engine itself loads by its trtllm_manifest.json)
+  stream_interval_ms  coalescing window of a stream's responses (runtime/llm/coalesce.py; 0 = every step)
+  stream_max_held_tokens  a stream's response goes out once it holds this many tokens (0 = no limit)
 
 Input `request` (TYPE_STRING [1], JSON): {"messages": [...]} | {"prompt": str} | {"prompt_token_ids": [int]},
-  "sampling": {...SamplingParams fields...}, "echo": bool.
+  "sampling": {...SamplingParams fields...}, "echo": bool, "stream": bool (default true; false: one response).
 Output `response` (TYPE_STRING [1], JSON) per streamed response:
   {"choices": [{"index", "text", "finish_reason", "logprobs"}], "usage": {"prompt_tokens", "completion_tokens"},
    "prompt_text": str (only when echo)}
@@ -25,9 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import ClientError
+from runtime.llm.coalesce import StreamInterval
 
 MAX_STOP_STRINGS = 4
 MAX_TOP_LOGPROBS = 20
+DEFAULT_STREAM_INTERVAL_MS = 50.0
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,14 @@ class GeneratorConfig:
     max_batch_size: int = 32
     engine: str = "model.onnx"
     intra_op_threads: int = 0
+    stream_interval: StreamInterval = StreamInterval(DEFAULT_STREAM_INTERVAL_MS / 1e3)
 
     @classmethod
     def from_parameters(cls, params: dict[str, str]) -> "GeneratorConfig":
         return cls(max_model_len=int(params["max_model_len"]), vocab_size=int(params["vocab_size"]),
                    max_batch_size=int(params.get("max_batch_size", 32)), engine=params.get("engine", "model.onnx"),
-                   intra_op_threads=int(params.get("intra_op_threads", 0)))
+                   intra_op_threads=int(params.get("intra_op_threads", 0)),
+                   stream_interval=StreamInterval.from_parameters(params, DEFAULT_STREAM_INTERVAL_MS))
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ class GenerationRequest:
     prompt: str | None = None
     prompt_token_ids: list[int] | None = None
     echo: bool = False
+    stream: bool = True
 
     @classmethod
     def from_json(cls, text: str, vocab_size: int) -> "GenerationRequest":
@@ -136,7 +143,8 @@ class GenerationRequest:
         if obj.get("messages") is not None and not obj["messages"]:
             raise ClientError("messages must not be empty", "messages")
         return cls(sampling=SamplingParams.from_json(obj.get("sampling"), vocab_size), messages=obj.get("messages"),
-                   prompt=obj.get("prompt"), prompt_token_ids=ids, echo=bool(obj.get("echo", False)))
+                   prompt=obj.get("prompt"), prompt_token_ids=ids, echo=bool(obj.get("echo", False)),
+                   stream=bool(obj.get("stream", True)))
 
 
 def response_json(choices: list[dict], prompt_tokens: int, completion_tokens: int,

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 
+from runtime.llm.coalesce import StreamInterval
 from runtime.llm.sampling import Sampled, greedy_rows
 from runtime.llm.sequence import Choice, Job, Vocab
 from runtime.llm.session import EngineSession
@@ -19,8 +20,9 @@ log = logging.getLogger(__name__)
 
 class Scheduler:
     def __init__(self, session: EngineSession, vocab: Vocab, max_batch_size: int,
-                 max_prefill_tokens: int = 8192, cancel_check_s: float = 0.25):
-        self.session, self.vocab = session, vocab
+                 max_prefill_tokens: int = 8192, cancel_check_s: float = 0.25,
+                 interval: StreamInterval = StreamInterval()):
+        self.session, self.vocab, self.interval = session, vocab, interval
         self.max_batch_size, self.max_prefill_tokens = max_batch_size, max_prefill_tokens
         self.cancel_check_s = cancel_check_s
         self.free_slots = list(range(max_batch_size - 1, -1, -1))
@@ -72,10 +74,14 @@ class Scheduler:
         admitted = self._admit()
         if admitted:
             self._prefill(admitted)
+            now = time.monotonic()
+            for job in admitted:  # the first tokens go out now, not after the next decode step
+                self._emit(job, now)
         if self.running:  # the engine decodes every live slot together, the just-prefilled ones included
             self._decode(self.running)
+        now = time.monotonic()
         for job in list(self.running):
-            self._emit(job)
+            self._emit(job, now)
         self.steps += 1
 
     def run_until_idle(self) -> None:
@@ -90,6 +96,10 @@ class Scheduler:
         with self._lock:
             while self.waiting and self.waiting[0].params.n <= len(self.free_slots):
                 job = self.waiting[0]
+                if job.sink.cancelled():  # checked once here, not on every sweep (each check is an IPC call)
+                    self.waiting.popleft()
+                    job.sink.close()
+                    continue
                 width = max(width, len(job.prompt.token_ids))
                 if admitted and width * (len(admitted) + 1) > self.max_prefill_tokens:
                     break
@@ -135,9 +145,11 @@ class Scheduler:
             choice.slot = -1
 
     # -- leaving ------------------------------------------------------------------------------------------
-    def _emit(self, job: Job) -> None:
+    def _emit(self, job: Job, now: float) -> None:
+        if not job.pace.due(self.interval, now, job.completion_tokens, job.done):
+            return  # coalescing: its deltas wait for the stream's window (runtime/llm/coalesce.py)
         try:
-            job.flush()
+            job.flush(now)
         except Exception:  # the client is gone (a send on a cancelled request fails): drop it
             log.info("dropping a job whose response could not be sent", exc_info=True)
             self._leave(job)
@@ -153,18 +165,13 @@ class Scheduler:
             self.running.remove(job)
 
     def _drop_cancelled(self) -> None:
+        """Running jobs whose client went away leave (waiting ones are checked when admitted)."""
         now = time.monotonic()
         if now - self._last_cancel_check < self.cancel_check_s:
             return
         self._last_cancel_check = now
         for job in [j for j in self.running if j.sink.cancelled()]:
             self._leave(job)
-            job.sink.close()
-        with self._lock:
-            gone = [j for j in self.waiting if j.sink.cancelled()]
-            for job in gone:
-                self.waiting.remove(job)
-        for job in gone:
             job.sink.close()
 
     def _fail_all(self, exc: BaseException) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from runtime.llm.coalesce import StreamPace
 from runtime.llm.detokenizer import IncrementalDetokenizer
 from runtime.llm.protocol import SamplingParams, response_json
 from runtime.llm.sampling import Sampled, Sampler
@@ -99,8 +100,9 @@ class Job:
     """A client request: one prompt, n choices sampled from it, one response stream."""
 
     def __init__(self, prompt: Prompt, params: SamplingParams, vocab: Vocab, sink: ResponseSink,
-                 max_model_len: int, echo: bool = False):
+                 max_model_len: int, echo: bool = False, stream: bool = True):
         self.prompt, self.params, self.sink, self.echo = prompt, params, sink, echo
+        self.pace = StreamPace(stream)
         room = max_model_len - len(prompt.token_ids)
         limit = min(params.max_tokens, room) if params.max_tokens is not None else room
         self.choices = [Choice(i, Sampler(params, len(vocab.token_bytes), i),
@@ -116,8 +118,8 @@ class Job:
     def completion_tokens(self) -> int:
         return sum(len(c.token_ids) for c in self.choices)
 
-    def flush(self) -> None:
-        """Send what the choices produced since the last call (final flag once every choice has ended)."""
+    def flush(self, now: float = 0.0) -> None:
+        """Send what the choices produced since the last response (final flag once every choice has ended)."""
         deltas = [d for d in (c.delta(self.params.logprobs) for c in self.choices) if d is not None]
         final = self.done
         if not deltas and not final:
@@ -125,4 +127,6 @@ class Job:
         prompt_text = None
         if self.echo and not self._echo_sent:
             prompt_text, self._echo_sent = self.prompt.text, True
-        self.sink.send(response_json(deltas, len(self.prompt.token_ids), self.completion_tokens, prompt_text), final)
+        tokens = self.completion_tokens
+        self.sink.send(response_json(deltas, len(self.prompt.token_ids), tokens, prompt_text), final)
+        self.pace.sent(now, tokens)

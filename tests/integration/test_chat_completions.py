@@ -77,6 +77,18 @@ def test_same_seed_same_text_at_temperature_1(openai_client):
     assert sample(4321) != first  # the seed really drives sampling
 
 
+def test_streamed_text_equals_whole_text_at_the_same_seed(openai_client, http):
+    """Long enough for the generator to coalesce steps; the stream still ends with usage, then [DONE]."""
+    body = {"model": MODEL, "messages": MESSAGES, "temperature": 1, "seed": 77, "max_tokens": 48}
+    whole = openai_client.chat.completions.create(**body, extra_body={"ignore_eos": True}).choices[0].message.content
+    stream = http.post("/v1/chat/completions", json={**body, "ignore_eos": True, "stream": True,
+                                                     "stream_options": {"include_usage": True}}, timeout=60)
+    events = [line[6:] for line in stream.text.splitlines() if line.startswith("data: ")]
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert events[-1] == "[DONE]" and chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 48
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks[:-1]) == whole
+
+
 def test_max_tokens_5_ends_with_length(openai_client):
     r = openai_client.chat.completions.create(**GREEDY, max_tokens=5)
     assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 5

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from runtime.llm.coalesce import StreamInterval
 from runtime.llm.protocol import SamplingParams
 from runtime.llm.scheduler import Scheduler
 from runtime.llm.sequence import Job, Vocab
@@ -88,9 +89,10 @@ class ListSink:
         return out
 
 
-def job(prompt: list[int], sink: ListSink, max_model_len: int = 64, echo: bool = False, **sampling) -> Job:
+def job(prompt: list[int], sink: ListSink, max_model_len: int = 64, echo: bool = False, stream: bool = True,
+        **sampling) -> Job:
     params = SamplingParams.from_json({"temperature": 0, **sampling}, V)
-    return Job(Prompt(prompt, "PROMPT"), params, VOCAB, sink, max_model_len, echo)
+    return Job(Prompt(prompt, "PROMPT"), params, VOCAB, sink, max_model_len, echo, stream)
 
 
 def test_jobs_join_between_steps_and_leave_when_done():
@@ -160,3 +162,28 @@ def test_default_max_tokens_is_the_rest_of_the_context():
     sched.submit(job([0, 0, 0], sink, max_model_len=8, ignore_eos=True))
     sched.run_until_idle()
     assert sink.choices()[0][1] == "length" and sink.responses[-1]["usage"]["completion_tokens"] == 5
+
+
+def test_coalescing_window_first_response_at_once_then_merged_deltas_same_text():
+    """A window longer than the run: the first tokens go out at once, the rest in the final response; a
+    count limit sends every 3 tokens; a non-streaming job gets one response; the text never changes."""
+    hour, runs = StreamInterval(3600.0), {}
+    for name, interval, stream in (("every step", StreamInterval(), True), ("window", hour, True),
+                                   ("count", StreamInterval(3600.0, 3), True), ("one", hour, False)):
+        sched = Scheduler(FakeEngine(), VOCAB, max_batch_size=4, interval=interval)
+        sink = runs[name] = ListSink()
+        sched.submit(job([0], sink, max_tokens=10, stream=stream))
+        sched.run_until_idle()
+        assert sink.finals == 1 and sink.choices() == {0: ("bcdefghijk", "length")}
+    counts = {k: [r["usage"]["completion_tokens"] for r in sink.responses] for k, sink in runs.items()}
+    assert counts == {"every step": list(range(1, 11)), "window": [1, 10], "count": [1, 4, 7, 10], "one": [10]}
+
+
+def test_waiting_job_cancelled_before_admission_is_closed_unprefilled():
+    engine = FakeEngine()
+    sched = Scheduler(engine, VOCAB, max_batch_size=1)
+    running, gone, later = ListSink(), ListSink(cancel_after=0), ListSink()
+    for prompt, sink in (([0], running), ([5], gone), ([3], later)):
+        sched.submit(job(prompt, sink, max_tokens=2))
+    sched.run_until_idle()
+    assert gone.closed and gone.responses == [] and later.choices() == {0: ("ef", "length")}
