@@ -12,6 +12,7 @@ import triton_python_backend_utils as pb_utils
 from runtime.errors import ClientError
 from runtime.llm.generator import Generator
 from runtime.llm.protocol import GeneratorConfig
+from runtime import shutdown
 from runtime.llm.vllm_interface import INPUTS as VLLM_INPUTS
 from runtime.llm.vllm_interface import VllmRequest, VllmResponses
 from runtime.triton_shell import input_scalar, model_parameters, to_triton_error
@@ -75,6 +76,10 @@ class TritonPythonModel:
         version_dir = f"{args['model_repository']}/{args['model_version']}"
         self.generator = Generator(version_dir, GeneratorConfig.from_parameters(model_parameters(config)))
         self.generator.start()
+        # Triton unloads without waiting for our background generations, then waits for their responses before
+        # it calls finalize: end them on SIGTERM instead (runtime/shutdown.py).
+        shutdown.on_termination(self.generator.stop)
+        shutdown.skip_interpreter_teardown()
 
     def execute(self, requests):
         for request in requests:
@@ -87,4 +92,4 @@ class TritonPythonModel:
         return None
 
     def finalize(self):
-        self.generator.stop()
+        self.generator.stop(timeout=2.0)  # a send blocked on a stopping server must not hold the unload
