@@ -1,7 +1,7 @@
 """Wire models of /v1/chat/completions and /v1/completions, fields ordered like the OpenAI reference.
 
 Extensions beyond OpenAI are marked `# extension`. `to_sampling()` turns a request into the generator's
-`sampling` object (see /tmp/llm_contract.md, mirrored in runtime/llm/protocol.py). Range checks that need
+`sampling` object (docs/llm_model_interface.md, typed in runtime/llm/protocol.py). Range checks that need
 no model live here (pydantic -> 400 with `param`); checks against the model's context window and vocabulary
 live in adapter.llm.limits.
 """

@@ -1,4 +1,4 @@
-"""The generator's Triton interface (see /tmp/llm_contract.md, mirrored here) and its typed request form.
+"""The generator's Triton interface (docs/llm_model_interface.md, summarized here) and its typed request form.
 
 Model config parameters of the client-facing generator (all strings in config.pbtxt):
   openai_task     "text-generation"
@@ -9,7 +9,7 @@ Model config parameters of the client-facing generator (all strings in config.pb
   intra_op_threads ONNX Runtime threads (0 = ORT default)
 
 Input `request` (TYPE_STRING [1], JSON): {"messages": [...]} | {"prompt": str} | {"prompt_token_ids": [int]},
-  "sampling": {...SamplingParams fields...}, "echo": bool.
+  "sampling": {...SamplingParams fields...}, "echo": bool. (The vLLM backend's tensors: runtime/llm/vllm_interface.py.)
 Output `response` (TYPE_STRING [1], JSON) per streamed response:
   {"choices": [{"index", "text", "finish_reason", "logprobs"}], "usage": {"prompt_tokens", "completion_tokens"},
    "prompt_text": str (only when echo)}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
+from runtime import shutdown
 from runtime.sdxl.batching import plan_batches
 from runtime.sdxl.config import ImageModelConfig
 from runtime.sdxl.engines import ort_factory, set_torch_threads
@@ -24,6 +25,7 @@ class TritonPythonModel:
         version_dir = Path(args["model_repository"]) / args["model_version"]
         self.pipeline = SdxlPipeline.from_dir(version_dir, ort_factory(self.config.ort_threads),
                                               self.config.force_zeros_for_empty_prompt)
+        shutdown.skip_interpreter_teardown()  # a prompt Triton stop (runtime/shutdown.py)
 
     def execute(self, requests):
         responses = [None] * len(requests)
