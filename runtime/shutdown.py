@@ -9,7 +9,8 @@ Two things keep Triton from stopping soon after SIGTERM when a model generates i
   generations right away (their clients get an error; nothing new is accepted by then).
 - After finalize(), the stub's interpreter tears every module down; with torch imported (transformers imports
   it) that alone takes 2-4 s on a busy CPU. `skip_interpreter_teardown` ends the process from an atexit hook, after
-  the stub has finished its own cleanup and answered Triton, so only the module teardown is skipped.
+  the stub has finished its own cleanup and answered Triton, so only the module teardown is skipped; a model with
+  background threads calls `exit_process` at the end of finalize() instead.
 """
 from __future__ import annotations
 
@@ -46,7 +47,11 @@ def on_termination(callback: Callable[[], None]) -> bool:
     return True
 
 
-def _exit_now() -> None:
+def exit_process() -> None:
+    """End this model process now. From finalize() this is safe: the stub has already sent Triton its answer to
+    the finalize request, and Triton only waits for the process to exit. It also skips the stub's own cleanup,
+    which can hang when a background thread is still blocked sending a response to a server that stopped
+    serving them."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -56,4 +61,4 @@ def _exit_now() -> None:
 def skip_interpreter_teardown() -> None:
     """At interpreter exit (atexit runs last-registered first, so register after the heavy imports), exit the
     process without tearing the modules down."""
-    atexit.register(_exit_now)
+    atexit.register(exit_process)

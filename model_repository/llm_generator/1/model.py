@@ -79,7 +79,6 @@ class TritonPythonModel:
         # Triton unloads without waiting for our background generations, then waits for their responses before
         # it calls finalize: end them on SIGTERM instead (runtime/shutdown.py).
         shutdown.on_termination(self.generator.stop)
-        shutdown.skip_interpreter_teardown()
 
     def execute(self, requests):
         for request in requests:
@@ -92,4 +91,5 @@ class TritonPythonModel:
         return None
 
     def finalize(self):
-        self.generator.stop(timeout=2.0)  # a send blocked on a stopping server must not hold the unload
+        self.generator.stop(timeout=2.0)
+        shutdown.exit_process()  # Triton has its answer; a send still blocked on the stopping server cannot hold us
