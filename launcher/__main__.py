@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from launcher.process import ProcessStartError, free_port
 from launcher.stack import Stack
+from launcher.supervisor import RestartPolicy, Supervisor
 from launcher.tritonserver import TritonInstall, TritonServer, embedded_install
 
 
@@ -20,8 +22,9 @@ def _install(args: argparse.Namespace) -> TritonInstall:
     return embedded_install()
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
+def _wait_for_signal(stop: threading.Event | None = None) -> None:
+    """Until SIGINT/SIGTERM, or until `stop` is set by someone else (the supervisor giving up)."""
+    stop = stop or threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
@@ -62,14 +65,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ProcessStartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"OpenAI-compatible API ready at {stack.adapter.base_url}  (Triton grpc {stack.triton.grpc_url}; "
-          f"logs in {args.log_dir})", flush=True)
+    supervisor = Supervisor([stack.triton, stack.adapter], RestartPolicy(
+        max_crashes=args.max_crashes, window_s=args.crash_window, backoff_s=args.restart_backoff,
+        ready_timeout_s=args.timeout)).start()
+    print(f"OpenAI-compatible API ready at {stack.adapter.base_url}\n"
+          f"Triton HTTP {stack.triton.http_url} (/v2/models/<id>/generate), gRPC {stack.triton.grpc_url}; "
+          f"logs in {args.log_dir}", flush=True)
     print(f"Playground (try every model in a browser) at {stack.adapter.url}/playground", flush=True)
     try:
-        _wait_for_signal()
+        _wait_for_signal(supervisor.done)
     finally:
+        supervisor.stop()
         print("stopping adapter and tritonserver...", flush=True)
         stack.stop()
+        supervisor.join()
+    if supervisor.failure:
+        print(f"error: {supervisor.failure}; exiting for the orchestrator to take over", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
@@ -91,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.choices["serve"]
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "9000")))
+    serve.add_argument("--max-crashes", type=int, default=5,
+                       help="this many crashes of tritonserver or the adapter within --crash-window: exit 1")
+    serve.add_argument("--crash-window", type=float, default=300.0, help="seconds")
+    serve.add_argument("--restart-backoff", type=float, default=1.0,
+                       help="seconds before the first restart, doubled per recent crash (at most 30)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     return args.fn(args)
 
 

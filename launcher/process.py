@@ -60,6 +60,10 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def exit_code(self) -> int | None:
+        """The exit status (negative: killed by that signal), None while running or never started."""
+        return None if self.proc is None else self.proc.poll()
+
     def failure_report(self) -> str:
         """What to show when the process fails; subclasses narrow the log to what matters."""
         return tail(self.log_file)

@@ -17,7 +17,7 @@ def to_triton_error(pb_utils: Any, exc: BaseException) -> Any:
     """ClientError -> INVALID_ARG with its wire form; anything else -> INTERNAL with a logged traceback."""
     if isinstance(exc, ClientError):
         return pb_utils.TritonError(exc.to_wire(), pb_utils.TritonError.INVALID_ARG)
-    pb_utils.Logger.log_error(traceback.format_exc())
+    pb_utils.Logger.log_error("".join(traceback.format_exception(exc)))  # also outside an except block
     return pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
 
 

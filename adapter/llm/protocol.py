@@ -1,7 +1,7 @@
 """Wire models of /v1/chat/completions and /v1/completions, fields ordered like the OpenAI reference.
 
 Extensions beyond OpenAI are marked `# extension`. `to_sampling()` turns a request into the generator's
-`sampling` object (see /tmp/llm_contract.md, mirrored in runtime/llm/protocol.py). Range checks that need
+`sampling` object (docs/llm_model_interface.md, typed in runtime/llm/protocol.py). Range checks that need
 no model live here (pydantic -> 400 with `param`); checks against the model's context window and vocabulary
 live in adapter.llm.limits.
 """
@@ -62,6 +62,22 @@ class _SamplingRequest(OpenAIRequest):
                 raise ValueError(f"bias values must be in [-100, 100], got {value} for token {key}")
         return bias
 
+    @field_validator("stream_options", check_fields=False)
+    @classmethod
+    def _only_when_streaming(cls, options: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+        if options is not None and not info.data.get("stream"):  # OpenAI and vLLM answer 400 too
+            raise ValueError("`stream_options` can only be given when `stream` is true")
+        return options
+
+    @field_validator("min_tokens", check_fields=False)
+    @classmethod
+    def _min_at_most_max(cls, min_tokens: int | None, info: ValidationInfo) -> int | None:
+        limits = [info.data.get(k) for k in ("max_completion_tokens", "max_tokens")]
+        max_tokens = next((v for v in limits if v is not None), None)
+        if min_tokens and max_tokens is not None and min_tokens > max_tokens:
+            raise ValueError(f"min_tokens ({min_tokens}) must be at most max_tokens ({max_tokens})")
+        return min_tokens
+
     def _common_sampling(self, max_tokens: int | None) -> dict[str, Any]:
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         return {
@@ -75,6 +91,7 @@ class _SamplingRequest(OpenAIRequest):
             "max_tokens": max_tokens,  # None: the generator uses the rest of the context window
             "stop": [s for s in stop if s],
             "ignore_eos": bool(self.ignore_eos),
+            "min_tokens": self.min_tokens or 0,
         }
 
     @property
@@ -106,6 +123,7 @@ class ChatCompletionRequest(_SamplingRequest):
     top_p: float | None = Field(default=1.0, gt=0.0, le=1.0)
     user: str | None = None
     ignore_eos: bool | None = False  # extension (vLLM; sent by guidellm): generate past EOS up to max_tokens
+    min_tokens: int | None = Field(default=0, ge=0)  # extension (vLLM, TensorRT-LLM; sent by aiperf)
 
     @field_validator("top_logprobs")
     @classmethod
@@ -166,6 +184,7 @@ class CompletionRequest(_SamplingRequest):
     top_p: float | None = Field(default=1.0, gt=0.0, le=1.0)
     user: str | None = None
     ignore_eos: bool | None = False  # extension (vLLM; sent by guidellm)
+    min_tokens: int | None = Field(default=0, ge=0)  # extension: no EOS or stop string before this many tokens
 
     @field_validator("best_of")
     @classmethod

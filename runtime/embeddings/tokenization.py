@@ -1,8 +1,9 @@
 """Inputs -> right-padded model inputs, with the checks a caller can fail (too long, unknown token ids).
 
 Counts are of the sequence the model reads, special tokens included: they are what `usage` reports and what
-the length limit applies to. Token-id inputs are the model tokenizer's ids without special tokens (what
-`tokenizer.encode(text, add_special_tokens=False)` gives); the same special tokens as for text are added.
+the length limit applies to. Token-id inputs are the model input verbatim, as in vLLM, TEI and Triton's OpenAI
+frontend: nothing is added, so the ids of `tokenizer(text)` (special tokens included) give the text's vector,
+and `usage` counts exactly the ids given.
 """
 from __future__ import annotations
 
@@ -36,13 +37,6 @@ class EmbeddingTokenizer:
         self._tok.padding_side = "right"  # batching trims rows by their length from the right
         self.max_length = max_length
         self.vocab_size = len(self._tok)
-        self._prefix, self._suffix = self._special_tokens_around_content()
-
-    def _special_tokens_around_content(self) -> tuple[list[int], list[int]]:
-        content = self._tok("a", add_special_tokens=False)["input_ids"]
-        full = self._tok("a", add_special_tokens=True)["input_ids"]
-        start = next(i for i in range(len(full)) if full[i:i + len(content)] == content)
-        return full[:start], full[start + len(content):]
 
     def encode_texts(self, texts: list[str], truncate: bool) -> TokenizedBatch:
         rows = self._tok(texts, add_special_tokens=True, truncation=False)["input_ids"]
@@ -57,13 +51,13 @@ class EmbeddingTokenizer:
         return self._pad(rows)
 
     def encode_token_ids(self, token_lists: list[list[int]], truncate: bool) -> TokenizedBatch:
-        room = self.max_length - len(self._prefix) - len(self._suffix)
+        """The ids are the model input as given (no special tokens added); truncation keeps the first ones."""
         rows = []
         for index, ids in enumerate(token_lists):
             self._check_vocabulary(index, ids)
-            if len(ids) > room and not truncate:
-                raise too_long(index, len(ids) + len(self._prefix) + len(self._suffix), self.max_length)
-            rows.append(self._prefix + list(ids[:room]) + self._suffix)
+            if len(ids) > self.max_length and not truncate:
+                raise too_long(index, len(ids), self.max_length)
+            rows.append(list(ids[:self.max_length]))
         return self._pad(rows)
 
     def _check_vocabulary(self, index: int, ids: list[int]) -> None:

@@ -25,8 +25,9 @@ class Generator:
     def start(self) -> None:
         self.scheduler.start()
 
-    def stop(self) -> None:
-        self.scheduler.stop()
+    def stop(self, timeout: float = 10.0) -> None:
+        """End every generation (its client gets an error) and the loop; safe to call again."""
+        self.scheduler.stop(timeout)
 
     def make_job(self, request_json: str, sink: ResponseSink) -> Job:
         """Parse, template, tokenize and check one request; raises ClientError for the caller's mistakes."""

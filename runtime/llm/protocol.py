@@ -1,4 +1,4 @@
-"""The generator's Triton interface (see /tmp/llm_contract.md, mirrored here) and its typed request form.
+"""The generator's Triton interface (docs/llm_model_interface.md, summarized here) and its typed request form.
 
 Model config parameters of the client-facing generator (all strings in config.pbtxt):
   openai_task     "text-generation"
@@ -16,6 +16,7 @@ Model config parameters of the client-facing generator (all strings in config.pb
 
 Input `request` (TYPE_STRING [1], JSON): {"messages": [...]} | {"prompt": str} | {"prompt_token_ids": [int]},
   "sampling": {...SamplingParams fields...}, "echo": bool, "stream": bool (default true; false: one response).
+  (The vLLM backend's tensors: runtime/llm/vllm_interface.py.)
 Output `response` (TYPE_STRING [1], JSON) per streamed response:
   {"choices": [{"index", "text", "finish_reason", "logprobs"}], "usage": {"prompt_tokens", "completion_tokens"},
    "prompt_text": str (only when echo)}
@@ -63,6 +64,7 @@ class SamplingParams:
     max_tokens: int | None = None  # None: the rest of the context window
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
+    min_tokens: int = 0  # vLLM / TensorRT-LLM extension: no EOS and no stop string before this many tokens
     logprobs: bool = False
     top_logprobs: int = 0
 
@@ -91,7 +93,8 @@ class SamplingParams:
             frequency_penalty=float(obj.get("frequency_penalty", 0.0)), logit_bias=bias,
             seed=None if obj.get("seed") is None else int(obj["seed"]), n=int(obj.get("n", 1)),
             max_tokens=None if obj.get("max_tokens") is None else int(obj["max_tokens"]), stop=stop,
-            ignore_eos=bool(obj.get("ignore_eos", False)), logprobs=bool(obj.get("logprobs", False)),
+            ignore_eos=bool(obj.get("ignore_eos", False)), min_tokens=int(obj.get("min_tokens", 0)),
+            logprobs=bool(obj.get("logprobs", False)),
             top_logprobs=int(obj.get("top_logprobs", 0)))
         params.validate()
         return params
@@ -106,6 +109,9 @@ class SamplingParams:
             (all(-100.0 <= v <= 100.0 for v in self.logit_bias.values()),
              "logit_bias values must be in [-100, 100]", "logit_bias"),
             (self.max_tokens is None or self.max_tokens >= 1, "max_tokens must be at least 1", "max_tokens"),
+            (self.min_tokens >= 0, "min_tokens must be at least 0", "min_tokens"),
+            (self.max_tokens is None or self.min_tokens <= self.max_tokens,
+             f"min_tokens ({self.min_tokens}) must be at most max_tokens ({self.max_tokens})", "min_tokens"),
             (0 <= self.top_logprobs <= MAX_TOP_LOGPROBS, f"top_logprobs must be in [0, {MAX_TOP_LOGPROBS}]",
              "top_logprobs"),
         ]

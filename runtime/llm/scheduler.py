@@ -16,6 +16,7 @@ from runtime.llm.sequence import Choice, Job, Vocab
 from runtime.llm.session import EngineSession
 
 log = logging.getLogger(__name__)
+STOPPED = "generator stopped: the server is shutting down"
 
 
 class Scheduler:
@@ -39,6 +40,8 @@ class Scheduler:
         if job.params.n > self.max_batch_size:
             raise ValueError(f"n={job.params.n} exceeds the batch size {self.max_batch_size}")
         with self._lock:
+            if self._stopped:  # the loop is gone: the job would never end
+                raise RuntimeError(STOPPED)
             self.waiting.append(job)
             self._lock.notify()
 
@@ -66,7 +69,7 @@ class Scheduler:
             except Exception as exc:  # an engine failure must not hang the clients: fail their jobs
                 log.exception("generation step failed")
                 self._fail_all(exc)
-        self._fail_all(RuntimeError("generator stopped"))
+        self._fail_all(RuntimeError(STOPPED))
 
     def step(self) -> None:
         """One scheduling round: drop cancelled jobs, admit and prefill waiting ones, decode the running ones."""

@@ -6,6 +6,7 @@ from typing import Protocol
 
 from runtime.llm.coalesce import StreamPace
 from runtime.llm.detokenizer import IncrementalDetokenizer
+from runtime.llm.min_tokens import with_min_tokens
 from runtime.llm.protocol import SamplingParams, response_json
 from runtime.llm.sampling import Sampled, Sampler
 from runtime.llm.stop import StopMatcher
@@ -47,6 +48,7 @@ class Choice:
     detok: IncrementalDetokenizer
     stop: StopMatcher
     max_tokens: int
+    min_tokens: int = 0                # no EOS and no stop string before this many tokens
     slot: int = -1
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None
@@ -65,10 +67,12 @@ class Choice:
             entry = vocab.token_entry(token, sampled.logprob)
             entry["top_logprobs"] = [vocab.token_entry(t, lp) for t, lp in (sampled.top or [])]
             self.logprobs.append(entry)
-        if token in vocab.stop_ids and not ignore_eos:
+        early = len(self.token_ids) < self.min_tokens  # vLLM: stop checks start at the min_tokens-th token
+        if token in vocab.stop_ids and not ignore_eos and not early:
             self._finish("stop")
             return
-        emitted, matched = self.stop.feed(self.detok.add(token))
+        delta = self.detok.add(token)
+        emitted, matched = (delta, False) if early else self.stop.feed(delta)
         self.text += emitted
         if matched:
             self.finish_reason = "stop"
@@ -105,9 +109,11 @@ class Job:
         self.pace = StreamPace(stream)
         room = max_model_len - len(prompt.token_ids)
         limit = min(params.max_tokens, room) if params.max_tokens is not None else room
-        self.choices = [Choice(i, Sampler(params, len(vocab.token_bytes), i),
+        self.choices = [Choice(i, with_min_tokens(Sampler(params, len(vocab.token_bytes), i), params.min_tokens,
+                                                  frozenset() if params.ignore_eos else vocab.stop_ids),
                                IncrementalDetokenizer(vocab.token_bytes, vocab.special_ids),
-                               StopMatcher(params.stop), max_tokens=limit) for i in range(params.n)]
+                               StopMatcher(params.stop), max_tokens=limit, min_tokens=params.min_tokens)
+                        for i in range(params.n)]
         self._echo_sent = False
 
     @property

@@ -70,14 +70,19 @@ def test_batch_of_100_inputs(http, st_model):
     assert _cosines(got, st_model.encode(texts)).min() >= 0.9999
 
 
-def test_token_ids_embed_like_their_text(http, hf_tokenizer):
+def test_token_ids_are_the_model_input_verbatim(http, hf_tokenizer):
+    # vLLM / TEI semantics: the ids of tokenizer(text), special tokens included, give the text's vector
     texts = ["the quick brown fox", "jumps over the lazy dog"]
-    ids = [hf_tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    ids = [hf_tokenizer(t)["input_ids"] for t in texts]
     from_text = _vectors(_post(http, input=texts))
-    from_lists = _vectors(_post(http, input=ids))
+    response = _post(http, input=ids)
     from_one_list = _vectors(_post(http, input=ids[0]))
-    assert _cosines(from_text, from_lists).min() >= 0.99999
+    assert _cosines(from_text, _vectors(response)).min() >= 0.99999
     assert _cosines(from_text[:1], from_one_list).min() >= 0.99999
+    count = sum(map(len, ids))
+    assert response.json()["usage"] == {"prompt_tokens": count, "total_tokens": count}
+    bare = [hf_tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]  # no [CLS]/[SEP] is added
+    assert _cosines(from_text, _vectors(_post(http, input=bare))).max() < 0.999
 
 
 def test_base64_decodes_to_the_float_result(http):
@@ -172,7 +177,7 @@ def test_too_long_names_the_limit_and_the_count(http, hf_tokenizer):
     message = _error(_post(http, input=["fine", text]), "input")["message"]
     assert str(MAX_TOKENS) in message and str(count) in message and "input[1]" in message
     long_ids = [[2000] * 300]
-    assert "302" in _error(_post(http, input=long_ids), "input")["message"]
+    assert "has 300 tokens" in _error(_post(http, input=long_ids), "input")["message"]
 
 
 @pytest.mark.parametrize("body, param", [({"dimensions": 385}, "dimensions"), ({"dimensions": 0}, "dimensions"),

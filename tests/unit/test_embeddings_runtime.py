@@ -75,10 +75,13 @@ def test_texts_count_special_tokens_and_pad_right(tokenizer):
     assert batch.input_ids.shape == (2, 7) and batch.input_ids[0, 4:].tolist() == [0, 0, 0]
 
 
-def test_token_ids_get_the_same_special_tokens_as_text(tokenizer):
+def test_token_ids_are_the_model_input_verbatim(tokenizer):
     from_text = tokenizer.encode_texts(["hello world"], truncate=False)
-    from_ids = tokenizer.encode_token_ids([[7592, 2088]], truncate=False)
+    assert from_text.input_ids[0].tolist() == [101, 7592, 2088, 102]  # [CLS] hello world [SEP]
+    from_ids = tokenizer.encode_token_ids([[101, 7592, 2088, 102]], truncate=False)  # the ids of tokenizer(text)
     np.testing.assert_array_equal(from_text.input_ids, from_ids.input_ids)
+    bare = tokenizer.encode_token_ids([[7592, 2088]], truncate=False)  # nothing is added around them
+    assert bare.input_ids[0].tolist() == [7592, 2088] and bare.token_counts.tolist() == [2]
 
 
 def test_too_long_names_limit_and_count_unless_truncating(tokenizer):
@@ -88,9 +91,10 @@ def test_too_long_names_limit_and_count_unless_truncating(tokenizer):
     assert err.value.param == "input" and "input[1] has 17 tokens" in err.value.message and "16" in err.value.message
     batch = tokenizer.encode_texts(["word " * 40], truncate=True)
     assert batch.token_counts.tolist() == [16] and batch.input_ids[0, -1] == 102
-    with pytest.raises(ClientError, match="has 22 tokens"):
+    with pytest.raises(ClientError, match="has 20 tokens"):
         tokenizer.encode_token_ids([[2000] * 20], truncate=False)
-    assert tokenizer.encode_token_ids([[2000] * 20], truncate=True).token_counts.tolist() == [16]
+    cut = tokenizer.encode_token_ids([list(range(2000, 2020))], truncate=True)
+    assert cut.token_counts.tolist() == [16] and cut.input_ids[0].tolist() == list(range(2000, 2016))
 
 
 def test_token_ids_outside_vocabulary(tokenizer):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.openapi_subset import SPEC, load_spec, served_operations, trimmed_spec
+from tests.openapi_subset import SPEC, load_spec, served_operations, spec_or_skip, trimmed_spec
 
 OURS = {"/v1/models": {"get": {}}, "/v1/models/{model_id}": {"get": {}}, "/v1/embeddings": {"post": {}},
         "/health": {"get": {}}}
@@ -13,7 +13,7 @@ OURS = {"/v1/models": {"get": {}}, "/v1/models/{model_id}": {"get": {}}, "/v1/em
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_spec()
+    return spec_or_skip()
 
 
 def test_served_operations_from_the_apps_openapi():
@@ -37,6 +37,15 @@ def test_missing_shared_spec_fails_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="shared"):
         load_spec(tmp_path / "nowhere.yaml")
     assert SPEC.name == "openai-openapi.yaml"
+
+
+def test_missing_spec_skips_with_the_reason_unless_required(tmp_path, monkeypatch):
+    monkeypatch.delenv("REQUIRE_OPENAI_SPEC", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="nowhere.yaml.*bare clone"):
+        spec_or_skip(tmp_path / "nowhere.yaml")
+    monkeypatch.setenv("REQUIRE_OPENAI_SPEC", "1")
+    with pytest.raises(pytest.fail.Exception, match="nowhere.yaml"):
+        spec_or_skip(tmp_path / "nowhere.yaml")
 
 
 def _refs(node):

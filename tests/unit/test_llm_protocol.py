@@ -31,7 +31,7 @@ def test_chat_sampling_defaults_and_aliases():
     sampling = body.to_sampling()
     assert sampling == {"temperature": 1.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
                         "logit_bias": {"5": -100.0}, "seed": 3, "n": 1, "max_tokens": 7, "stop": ["END"],
-                        "ignore_eos": True, "logprobs": True, "top_logprobs": 2}
+                        "ignore_eos": True, "min_tokens": 0, "logprobs": True, "top_logprobs": 2}
     assert ChatCompletionRequest(**CHAT, max_tokens=4).to_sampling()["max_tokens"] == 4
     assert ChatCompletionRequest(**CHAT).to_sampling()["max_tokens"] is None  # rest of the context window
     assert ChatCompletionRequest(**CHAT, temperature=None, top_p=None, n=None).to_sampling()["temperature"] == 1.0
@@ -79,6 +79,10 @@ CHAT_400 = [
     ({"max_tokens": MAX_MODEL_LEN + 1}, "max_tokens"),
     ({"max_completion_tokens": MAX_MODEL_LEN + 1}, "max_completion_tokens"),
     ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"), ({"top_logprobs": 2}, "top_logprobs"),
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ({"stream": False, "stream_options": {"include_usage": False}}, "stream_options"),
+    ({"min_tokens": 5, "max_tokens": 4}, "min_tokens"), ({"min_tokens": 5, "max_completion_tokens": 4}, "min_tokens"),
+    ({"min_tokens": -1}, "min_tokens"),
     ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
      "messages.0.content"),
@@ -101,6 +105,7 @@ COMPLETION_400 = [
     ({"logprobs": 6}, "logprobs"), ({"n": 0}, "n"), ({"stop": ["1", "2", "3", "4", "5"]}, "stop"),
     ({"max_tokens": 0}, "max_tokens"), ({"max_tokens": MAX_MODEL_LEN + 1}, "max_tokens"),
     ({"suffix": "tail"}, "suffix"), ({"best_of": 3}, "best_of"), ({"temperature": 3}, "temperature"),
+    ({"stream_options": {"include_usage": True}}, "stream_options"), ({"min_tokens": 9, "max_tokens": 8}, "min_tokens"),
 ]
 
 
@@ -120,6 +125,14 @@ async def test_good_edge_values_are_accepted(client):
     assert response.status_code == 200, response.text
     response = await client.post("/v1/completions", json={**COMPLETION, "logprobs": 5, "best_of": 1, "stop": "x"})
     assert response.status_code == 200, response.text
+
+
+def test_min_tokens_and_stream_options_when_streaming():
+    body = CompletionRequest(**COMPLETION, stream=True, stream_options={"include_usage": True}, min_tokens=4,
+                             max_tokens=4)
+    assert body.include_usage and body.to_sampling()["min_tokens"] == 4
+    assert ChatCompletionRequest(**CHAT, min_tokens=7).to_sampling()["min_tokens"] == 7  # no max: the context's rest
+    assert ChatCompletionRequest(**CHAT, stream=False, stream_options=None).include_usage is False
 
 
 async def test_generator_client_error_becomes_400_before_streaming(client):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
+from runtime import shutdown
 from runtime.embeddings.batching import TokenBlock, encode_blocks
 from runtime.embeddings.params import EncoderParams
 from runtime.embeddings.session import OrtEncoderSession
@@ -18,6 +19,7 @@ class TritonPythonModel:
         engine = Path(args["model_repository"]) / args["model_version"] / self.params.engine_file
         self.session = OrtEncoderSession(engine, self.params.ort, EngineTarget.from_parameters(parameters),
                                          instance_device_id(args))
+        shutdown.skip_interpreter_teardown()  # a prompt Triton stop (runtime/shutdown.py)
 
     def execute(self, requests):
         blocks = [TokenBlock(input_array(pb_utils, r, "INPUT_IDS"), input_array(pb_utils, r, "ATTENTION_MASK"))

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
+from runtime import shutdown
 from runtime.embeddings.params import TokenizerParams
 from runtime.embeddings.tokenization import EmbeddingTokenizer, tokenize_request
 from runtime.triton_shell import input_array, input_scalar, input_strings, model_parameters, to_triton_error
@@ -14,6 +15,7 @@ class TritonPythonModel:
         params = TokenizerParams.from_parameters(model_parameters(json.loads(args["model_config"])))
         path = Path(args["model_repository"]) / args["model_version"] / "tokenizer"
         self.tokenizer = EmbeddingTokenizer(path, params.max_input_tokens)
+        shutdown.skip_interpreter_teardown()  # a prompt Triton stop (runtime/shutdown.py)
 
     def execute(self, requests):
         return [self._respond(request) for request in requests]

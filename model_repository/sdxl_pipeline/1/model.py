@@ -9,6 +9,7 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
+from runtime import shutdown
 from runtime.sdxl.batching import plan_batches
 from runtime.sdxl.config import ImageModelConfig
 from runtime.sdxl.engines import engine_factory, set_torch_threads
@@ -27,6 +28,7 @@ class TritonPythonModel:
         factory, device = engine_factory(EngineTarget.from_parameters(parameters), instance_device_id(args),
                                          self.config.ort_threads)
         self.pipeline = SdxlPipeline.from_dir(version_dir, factory, self.config.force_zeros_for_empty_prompt, device)
+        shutdown.skip_interpreter_teardown()  # a prompt Triton stop (runtime/shutdown.py)
 
     def execute(self, requests):
         responses = [None] * len(requests)

@@ -1,0 +1,142 @@
+"""`python -m launcher serve` as `make serve` runs it: a SIGKILLed tritonserver or adapter comes back on its own,
+too many crashes end the launcher non-zero, and SIGTERM after streaming traffic stops everything within 5 s."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from launcher.process import free_port
+from tests.integration.llm_helpers import MODEL
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 24, "temperature": 0}
+
+
+class Served:
+    """A launcher child process; its output is collected by a thread."""
+
+    def __init__(self, repo: Path, log_dir: Path, *args: str):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "launcher", "serve", "--model-repository", str(repo), "--port", str(self.port),
+             "--log-dir", str(log_dir), "--restart-backoff", "0.2", *args],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.output: list[str] = []
+        threading.Thread(target=lambda: self.output.extend(self.proc.stdout), daemon=True).start()
+        self.client = openai.OpenAI(base_url=f"http://127.0.0.1:{self.port}/v1", api_key="-", max_retries=0,
+                                    timeout=60)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def wait_for(self, condition, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.proc.poll() is None or condition(), f"launcher exited while waiting for {what}:\n{self.text}"
+            assert time.monotonic() < deadline, f"no {what} after {timeout:.0f} s:\n{self.text}"
+            time.sleep(0.25)
+
+    def child(self, marker: str) -> int:
+        """Pid of the launcher's child whose command line contains `marker` (children of every thread)."""
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            for pid in (task / "children").read_text().split():
+                if marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    return int(pid)
+        raise AssertionError(f"no child process with {marker!r}")
+
+    def answers(self) -> bool:
+        try:
+            return bool(self.client.chat.completions.create(**CHAT).choices[0].message.content is not None)
+        except (openai.APIError, httpx.HTTPError):
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # test failure path: leave nothing behind
+        self.proc.wait()
+
+
+@pytest.fixture
+def serve(tmp_path):
+    started: list[Served] = []
+
+    def start(repo: Path, *args: str) -> Served:
+        served = Served(repo, tmp_path / f"logs{len(started)}", *args)
+        started.append(served)
+        served.wait_for(lambda: "API ready at" in served.text, 600, "readiness")
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
+
+
+def _leftovers(repo: Path) -> str:
+    return subprocess.run(["pgrep", "-af", str(repo)], capture_output=True, text=True).stdout.strip()
+
+
+def _stream_traffic(client: openai.OpenAI) -> None:
+    def one(i: int) -> None:
+        stream = client.chat.completions.create(**{**CHAT, "max_tokens": 64}, stream=True)
+        for k, _ in enumerate(stream):
+            if i % 2 and k == 3:  # half the clients go away mid-stream
+                stream.close()
+                break
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+
+
+def test_killed_processes_come_back_and_sigterm_stops_within_5s(serve, model_repository, tmp_path):
+    repo = tmp_path / "repo"  # the LLM alone: the model under test, and the stack restarts faster
+    repo.mkdir()
+    (repo / MODEL).symlink_to((model_repository / MODEL).resolve())
+    served = serve(repo)
+    assert "Triton HTTP http://127.0.0.1:" in served.text and "gRPC 127.0.0.1:" in served.text
+    assert served.answers()
+
+    triton = served.child("tritonserver")
+    os.kill(triton, signal.SIGKILL)
+    served.wait_for(lambda: "tritonserver is back" in served.text, 300, "tritonserver restart")
+    assert served.answers(), "the adapter did not recover without a restart"
+    assert "tritonserver killed by SIGKILL (crash 1" in served.text and served.child("tritonserver") != triton
+    assert "Started GRPCInferenceService" in served.text  # the crashed run's last log lines
+
+    adapter = served.child("-m adapter")
+    os.kill(adapter, signal.SIGKILL)
+    served.wait_for(lambda: "adapter is back" in served.text, 120, "adapter restart")
+    assert served.answers() and "adapter killed by SIGKILL (crash 1" in served.text
+
+    _stream_traffic(served.client)
+    sent = time.monotonic()
+    served.proc.send_signal(signal.SIGTERM)
+    served.proc.wait(30)
+    stopped_after = time.monotonic() - sent
+    assert served.proc.returncode == 0, served.text
+    assert stopped_after < 5, f"stopped {stopped_after:.1f} s after SIGTERM:\n{served.text}"
+    assert _leftovers(repo) == ""
+
+
+def test_too_many_crashes_exit_nonzero(serve, tmp_path):
+    repo = tmp_path / "empty-repo"  # no models: tritonserver starts in seconds
+    repo.mkdir()
+    served = serve(repo, "--max-crashes", "2", "--crash-window", "600")
+    os.kill(served.child("-m adapter"), signal.SIGKILL)
+    served.wait_for(lambda: "adapter is back" in served.text, 120, "adapter restart")
+    os.kill(served.child("-m adapter"), signal.SIGKILL)
+    served.proc.wait(60)
+    assert served.proc.returncode == 1, served.text
+    assert "giving up: adapter killed by SIGKILL: 2 crashes within 600 s" in served.text
+    assert "exiting for the orchestrator" in served.text and _leftovers(repo) == ""
