@@ -31,7 +31,7 @@ KINDS = {
     "temperature 1": {"temperature": 1.0},
     "temperature 0.8 + top_p 0.9": {"temperature": 0.8, "top_p": 0.9},
     "presence penalty": {"temperature": 1.0, "presence_penalty": 0.5},
-    "top_k 50": {"temperature": 1.0, "top_k": 50},
+    "top_k 50": {"temperature": 1.0, "top_k": 50},  # before: no top_k, it samples at temperature 1
     "logprobs, top_logprobs 5": {"temperature": 1.0, "logprobs": True, "top_logprobs": 5},
 }
 WARMUP = 48
