@@ -83,6 +83,7 @@ class _SamplingRequest(OpenAIRequest):
         return {
             "temperature": 1.0 if self.temperature is None else self.temperature,
             "top_p": 1.0 if self.top_p is None else self.top_p,
+            "top_k": max(self.top_k or 0, 0),  # vLLM: 0 and -1 both mean the whole vocabulary
             "presence_penalty": self.presence_penalty or 0.0,
             "frequency_penalty": self.frequency_penalty or 0.0,
             "logit_bias": {str(int(k)): float(v) for k, v in (self.logit_bias or {}).items()},
@@ -124,6 +125,7 @@ class ChatCompletionRequest(_SamplingRequest):
     user: str | None = None
     ignore_eos: bool | None = False  # extension (vLLM; sent by guidellm): generate past EOS up to max_tokens
     min_tokens: int | None = Field(default=0, ge=0)  # extension (vLLM, TensorRT-LLM; sent by aiperf)
+    top_k: int | None = Field(default=None, ge=-1)  # extension (vLLM): sample among the k most likely tokens
 
     @field_validator("top_logprobs")
     @classmethod
@@ -185,6 +187,7 @@ class CompletionRequest(_SamplingRequest):
     user: str | None = None
     ignore_eos: bool | None = False  # extension (vLLM; sent by guidellm)
     min_tokens: int | None = Field(default=0, ge=0)  # extension: no EOS or stop string before this many tokens
+    top_k: int | None = Field(default=None, ge=-1)  # extension (vLLM)
 
     @field_validator("best_of")
     @classmethod
