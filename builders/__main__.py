@@ -9,6 +9,7 @@ from pathlib import Path
 from builders.demo import FAMILIES, build_demo
 from builders.deploy import deploy
 from builders.progress import BuildError, console
+from builders.sizes import add_parser as add_sizes_parser
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     dep.set_defaults(fn=_deploy)
     for module in FAMILIES.values():
         importlib.import_module(module).add_parser(sub)  # each sets its own fn
+    add_sizes_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

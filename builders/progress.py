@@ -39,4 +39,4 @@ def step(title: str) -> Iterator[None]:
     with console.status(f"[bold]{title}[/] ..."):
         yield
     console.print(f"[green]done[/] {title} ({time.monotonic() - start:.1f}s, "
-                  f"rss {rss_bytes() / GB:.2f} GB, peak {peak_rss_bytes() / GB:.2f} GB)")
+                  f"rss {rss_bytes() / GB:.2f} GB, peak {peak_rss_bytes() / GB:.2f} GB)", soft_wrap=True)

@@ -34,7 +34,7 @@ def build(checkpoint_dir: Path, repo: Path, work: Path, model_id: str | None = N
                   f"{checkpoint.pooling.mode.value} pooling{' + L2' if checkpoint.pooling.normalize else ''} "
                   f"({checkpoint.pooling_source})")
     with step(f"export ONNX ({dtype})"):
-        engine = export_onnx(checkpoint, Path(work) / model_id / "model.onnx", dtype)
+        engine = export_onnx(checkpoint, Path(work) / model_id / "model.onnx", dtype).path
     # A TensorRT compile of `engine` slots in here (GPU builds); the writer places whatever engine it gets.
     with step(f"write model repository entry '{model_id}'"):
         write_embedding_model(Path(repo), model_id, checkpoint, engine, options)
