@@ -13,7 +13,7 @@ WORKDIR /opt/triton-openai
 COPY requirements.txt pyproject.toml ./
 RUN grep -vE '^(nvidia-pytriton|torch)==' requirements.txt > /tmp/constraints.txt \
  && pip install -c /tmp/constraints.txt torch==2.13.0 "tritonclient[grpc]" fastapi uvicorn pydantic \
-      pydantic-settings "numpy<2" transformers tokenizers onnx onnxruntime-gpu diffusers Pillow \
+      pydantic-settings "numpy<2" transformers tokenizers onnx onnxruntime-gpu diffusers accelerate Pillow \
       prometheus-client rich sentence-transformers
 
 COPY adapter adapter

@@ -97,3 +97,17 @@ def inline_weights(path: Path) -> None:
 
 def max_abs_diff(got: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(got.astype(np.float64) - expected.astype(np.float64)).max())
+
+
+def check_session(path: Path):
+    """An ONNX Runtime CPU session for the build's accuracy check that holds the weights once: no graph
+    optimizations (on CPU they fold the Casts ORT inserts around fp16 ops into fp32 copies of the weights),
+    no prepacked weight copies, no memory arena (it keeps the per-op fp32 temporaries). ONNX Runtime maps the
+    external data file, so the weights it reads are the file's pages. Serving sessions keep their own settings."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    options.enable_cpu_mem_arena = False
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -38,6 +38,7 @@ SDXL_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_chan
                 layers_per_block=2, down_block_types=("DownEncoderBlock2D",) * 4,
                 up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=1024,
                 scaling_factor=0.13025, force_upcast=True)
+SHARD = "1GB"  # safetensors serializes a shard in memory: small shards keep the writer near one copy
 _ST_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "modules.json")
 
 
@@ -87,7 +88,7 @@ def make_llama_3_2_1b_untied(out: Path) -> Path:
     config = LlamaConfig(**LLAMA_3_2_1B, bos_token_id=tok.token_to_id(BOS), eos_token_id=tok.token_to_id(EOT))
     with created_in(torch.float16):
         model = LlamaForCausalLM(config).eval()
-    model.save_pretrained(out)
+    model.save_pretrained(out, max_shard_size=SHARD)
     return out
 
 
@@ -114,7 +115,7 @@ def make_sdxl_base(out: Path) -> Path:
     for name, (dtype, make) in components.items():
         with created_in(dtype):
             model = make().eval()
-        model.save_pretrained(out / name)
+        model.save_pretrained(out / name, max_shard_size=SHARD)
         index[name] = [type(model).__module__.split(".")[0], type(model).__name__]
         del model
     for name in ("tokenizer", "tokenizer_2"):

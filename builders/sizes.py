@@ -47,10 +47,11 @@ def build_llm(checkpoint: Path, work: Path) -> tuple[int, float]:
 
 def build_sdxl(checkpoint: Path, work: Path) -> tuple[int, float]:
     from builders.sdxl.checkpoint import inspect_checkpoint  # noqa: PLC0415
-    from builders.sdxl.export import export_engines  # noqa: PLC0415
+    from builders.sdxl.export import ENGINES, export_engine  # noqa: PLC0415
 
-    exported = export_engines(inspect_checkpoint(checkpoint), work, "auto", dtype="fp16", check=True)
-    return sum(e.weights_bytes for e in exported.values()), max(e.max_diff for e in exported.values())
+    ckpt = inspect_checkpoint(checkpoint)
+    exported = [export_engine(ckpt, name, work, "auto", "fp16", check=True) for name in ENGINES]
+    return sum(e.weights_bytes for e in exported), max(e.max_diff for e in exported)
 
 
 FAMILIES = {
