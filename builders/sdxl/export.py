@@ -36,6 +36,9 @@ ExternalData = Literal["auto", "always", "never"]
 ENGINES = ("text_encoder", "text_encoder_2", "unet", "vae_decoder")
 OPSET = 17
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+# Latent side of the trace and check inputs: h and w stay dynamic in the graph, and 8 survives SDXL's two
+# downsamplings; larger traces cost minutes of CPU time at the real size (fp16 math on CPU is slow).
+TRACE_SIDE = 8
 
 
 class _TextEncoder(torch.nn.Module):
@@ -173,7 +176,7 @@ def _unet_spec(ckpt: SdxlCheckpoint, dtype: torch.dtype) -> EngineSpec:
     # low_cpu_mem_usage: no randomly initialised fp32 model first (needs accelerate)
     unet = UNet2DConditionModel.from_pretrained(ckpt.component("unet"), torch_dtype=dtype,
                                                 variant=ckpt.variant("unet"), low_cpu_mem_usage=True).eval()
-    cfg, side = unet.config, min(ckpt.sample_size, 32)  # a small trace is enough: h and w are dynamic
+    cfg, side = unet.config, min(ckpt.sample_size, TRACE_SIDE)
     text_embed_dim = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
     args = (torch.randn(2, cfg.in_channels, side, side), torch.tensor([999.0]),
             torch.randn(2, 77, cfg.cross_attention_dim), torch.randn(2, text_embed_dim), torch.ones(2, 6) * side * 8)
@@ -187,7 +190,7 @@ def _vae_decoder_spec(ckpt: SdxlCheckpoint, dtype: torch.dtype) -> EngineSpec:
     del dtype  # SDXL's VAE overflows in fp16: always fp32
     vae = AutoencoderKL.from_pretrained(ckpt.component("vae"), torch_dtype=torch.float32,
                                         variant=ckpt.variant("vae"), low_cpu_mem_usage=True).eval()
-    side = min(ckpt.sample_size, 32)
+    side = min(ckpt.sample_size, TRACE_SIDE)
     axes = {"latents": {0: "batch", 2: "height", 3: "width"}, "image": {0: "batch", 2: "height", 3: "width"}}
     return EngineSpec(_VaeDecoder(vae), (torch.randn(1, vae.config.latent_channels, side, side),), ["latents"],
                       ["image"], axes)
