@@ -63,8 +63,8 @@ COPY requirements.txt pyproject.toml ./
 RUN grep -vE '^(nvidia-pytriton|torch|onnxruntime)==' requirements.txt > /tmp/constraints.txt \
  && gpu_pin=$(grep -o 'onnxruntime-gpu==[0-9.]*' pyproject.toml) \
  && pip install -c /tmp/constraints.txt torch==2.13.0 "tritonclient[grpc]" fastapi uvicorn httptools uvloop pydantic \
-      pydantic-settings "numpy<2" transformers tokenizers onnx $gpu_pin diffusers Pillow prometheus-client rich orjson \
-      sentence-transformers \
+      pydantic-settings "numpy<2" transformers tokenizers onnx $gpu_pin diffusers accelerate Pillow prometheus-client rich \
+      orjson sentence-transformers \
  && python3 -c "import onnxruntime as o; assert 'TensorrtExecutionProvider' in o.get_available_providers(), o.get_available_providers()"
 
 COPY adapter adapter

@@ -10,6 +10,7 @@ from builders.demo import FAMILIES, build_demo
 from builders.deploy import deploy
 from builders.progress import BuildError, console
 from builders.target import add_target_args, target_from_args
+from builders.sizes import add_parser as add_sizes_parser
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     comp.set_defaults(fn=_compile)
     for module in FAMILIES.values():
         importlib.import_module(module).add_parser(sub)  # each sets its own fn
+    add_sizes_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

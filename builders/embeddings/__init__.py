@@ -38,7 +38,7 @@ def build(checkpoint_dir: Path, repo: Path, work: Path, model_id: str | None = N
     target = options.target.for_family("embeddings")
     dtype = dtype if not target.on_gpu else target.export_dtype()
     with step(f"export ONNX ({dtype})"):
-        engine = export_onnx(checkpoint, Path(work) / model_id / "model.onnx", dtype)
+        engine = export_onnx(checkpoint, Path(work) / model_id / "model.onnx", dtype).path
     if target.on_gpu:  # pool on the device: only [B, H] vectors leave it (TensorRT compiles it with the encoder)
         engine = add_pooling(engine, engine.with_name("model.pooled.onnx"), checkpoint.pooling)
     with step(f"write model repository entry '{model_id}'"):

@@ -11,11 +11,9 @@ from __future__ import annotations
 import gc
 import inspect
 import os
-import warnings
 from pathlib import Path
 
-import onnx
-
+from builders.onnx_export import Exported, check_session, export_streaming, inline_weights, max_abs_diff
 from builders.progress import BuildError
 
 SUPPORTED_ARCHITECTURES = {"LlamaForCausalLM"}
@@ -79,100 +77,63 @@ def load_checkpoint(checkpoint: Path, dtype: str):
                                                 attn_implementation="eager").eval()
 
 
-def export_decoder(model, out_dir: Path, external_data: bool | None = None) -> Path:
-    """Export to out_dir/model.onnx; weights go to one external file when over 2 GB or when forced."""
+def _sample_inputs(cfg, dtype) -> tuple:
+    """A batch of 2 with 3 new tokens after 4 cached ones: every dynamic axis above 1 while tracing."""
     import torch  # noqa: PLC0415
 
-    cfg = model.config
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "model.onnx"
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    dtype = next(model.parameters()).dtype
     batch, new, past_len = 2, 3, 4
-    past = [torch.zeros(batch, cfg.num_key_value_heads, past_len, head_dim, dtype=dtype)
+    gen = torch.Generator().manual_seed(0)
+    past = [torch.randn(batch, cfg.num_key_value_heads, past_len, head_dim, generator=gen).to(dtype)
             for _ in range(2 * cfg.num_hidden_layers)]
     mask = torch.ones(batch, past_len + new, dtype=torch.int64)
     positions = torch.arange(past_len, past_len + new).repeat(batch, 1)
-    ids = torch.ones(batch, new, dtype=torch.int64)
+    ids = torch.randint(0, cfg.vocab_size, (batch, new), generator=gen)
+    return (ids, mask, positions, *past)
+
+
+def export_decoder(model, out_dir: Path, external_data: bool | None = None) -> Path:
+    """Export to out_dir/model.onnx; weights stay in model.onnx.data when over 2 GB or when forced.
+
+    The weights are streamed from the module to the data file (builders/onnx_export.py), so the export holds
+    them once; small graphs then get them back inline (one file)."""
+    cfg = model.config
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "model.onnx"
     inputs, outputs = io_names(cfg.num_hidden_layers)
     axes = {"input_ids": {0: "batch", 1: "new"}, "attention_mask": {0: "batch", 1: "total"},
             "position_ids": {0: "batch", 1: "new"}, "logits": {0: "batch"}}
     axes |= {n: {0: "batch", 2: "past"} for n in inputs[3:]}
     axes |= {n: {0: "batch", 2: "total"} for n in outputs[1:]}
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    large = external_data if external_data is not None else weights >= TWO_GB
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer chatter about shapes the graph keeps dynamic (tested)
-        torch.onnx.export(_decoder_module(model), (ids, mask, positions, *past), str(path), dynamo=False,
-                          input_names=inputs, output_names=outputs, dynamic_axes=axes, opset_version=17,
-                          # folding would materialize transposed copies of every weight (a second copy of
-                          # the model in memory); ONNX Runtime folds those transposes itself at load time
-                          do_constant_folding=not large)
-    if large:
-        consolidate_external_data(path)
+    args = _sample_inputs(cfg, next(model.parameters()).dtype)
+    weights = export_streaming(_decoder_module(model), args, path, input_names=inputs, output_names=outputs,
+                               dynamic_axes=axes, opset_version=17)
+    if not (external_data if external_data is not None else weights >= TWO_GB):
+        inline_weights(path)
     return path
 
 
-def consolidate_external_data(path: Path) -> None:
-    """Move every initializer into one external data file, one tensor at a time.
+def export_checked(checkpoint: Path, out_dir: Path, dtype: str, external_data: bool | None = None) -> Exported:
+    """Load, export, free the module, then compare ONNX Runtime's logits with PyTorch's on one batch."""
+    import torch  # noqa: PLC0415
 
-    Handles both shapes torch leaves behind: weights inline in the proto (small models) and one file per tensor
-    (torch's own >2 GB path). The proto is loaded without external data, so memory holds at most one tensor
-    on top of the graph structure.
-    """
-    model = onnx.load(str(path), load_external_data=False)
-    data_path = path.parent / EXTERNAL_DATA_FILE
-    leftovers: list[Path] = []
-    with data_path.open("wb") as data:
-        for tensor in model.graph.initializer:
-            raw = _take_raw_data(tensor, path.parent, leftovers)
-            if raw is None:
-                continue
-            offset = data.tell()
-            data.write(raw)
-            data.write(b"\0" * (-len(raw) % 64))  # aligned offsets let ORT mmap the tensors
-            del tensor.external_data[:]
-            tensor.data_location = onnx.TensorProto.EXTERNAL
-            for key, value in (("location", EXTERNAL_DATA_FILE), ("offset", str(offset)), ("length", str(len(raw)))):
-                entry = tensor.external_data.add()
-                entry.key, entry.value = key, value
-            del raw
-            gc.collect(0)
-    onnx.save(model, str(path))
-    for leftover in leftovers:
-        leftover.unlink(missing_ok=True)
+    from builders.progress import step  # noqa: PLC0415
 
-
-def _take_raw_data(tensor, base: Path, leftovers: list[Path]) -> bytes | None:
-    if tensor.data_location == onnx.TensorProto.EXTERNAL:
-        info = {e.key: e.value for e in tensor.external_data}
-        if info.get("location") == EXTERNAL_DATA_FILE:
-            raise BuildError("external data already consolidated")
-        src = base / info["location"]
-        with src.open("rb") as f:
-            f.seek(int(info.get("offset", 0)))
-            raw = f.read(int(info["length"])) if "length" in info else f.read()
-        leftovers.append(src)
-        return raw
-    if tensor.HasField("raw_data") and tensor.raw_data:
-        raw = tensor.raw_data
-        tensor.ClearField("raw_data")
-        return raw
-    if tensor.dims and _numel(tensor) >= 16:  # typed fields (rare for weights): move them too
-        from onnx import numpy_helper  # noqa: PLC0415
-
-        raw = numpy_helper.to_array(tensor).tobytes()
-        for field in ("float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
-            tensor.ClearField(field)
-        return raw
-    return None
-
-
-def _numel(tensor) -> int:
-    n = 1
-    for d in tensor.dims:
-        n *= d
-    return n
+    with step(f"llm: load {Path(checkpoint).name} ({dtype})"):
+        model = load_checkpoint(checkpoint, dtype)
+    args = _sample_inputs(model.config, next(model.parameters()).dtype)
+    with torch.no_grad():
+        expected = _decoder_module(model)(*args)[0].float().numpy()
+    with step("llm: trace and stream weights to ONNX external data"):
+        path = export_decoder(model, out_dir, external_data)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    del model
+    gc.collect()  # the module's weights go before ONNX Runtime loads its own
+    with step("llm: check ONNX Runtime against PyTorch"):
+        session = check_session(path)
+        names = [i.name for i in session.get_inputs()]
+        got = session.run(["logits"], {n: a.numpy() for n, a in zip(names, args)})[0]
+    return Exported(path, weights, max_abs_diff(got, expected))
 
 
 def onnx_file_size(out_dir: Path) -> int:

@@ -1,4 +1,4 @@
-"""SDXL checkpoint -> one ONNX file per engine (fp32), optionally with ONNX external data.
+"""SDXL checkpoint -> one ONNX file per engine (fp32 or fp16 weights), optionally with ONNX external data.
 
 Engines and their I/O (what runtime/sdxl expects):
   text_encoder    input_ids[B,77] int64 -> hidden_states[B,77,768]   (penultimate layer, as SDXL uses)
@@ -6,12 +6,16 @@ Engines and their I/O (what runtime/sdxl expects):
   unet            sample[B,4,h,w], timestep[1], encoder_hidden_states[B,77,2048], text_embeds[B,1280],
                   time_ids[B,6] -> noise_pred[B,4,h,w]               (text_time conditioning)
   vae_decoder     latents[B,4,h,w] (already / scaling_factor) -> image[B,3,8h,8w] in [-1, 1]
-The VAE stays fp32 (SDXL's VAE overflows in fp16). Export writes ONNX only; placing files is place.py's job.
+Graph inputs and outputs stay fp32 whatever the weights' dtype (casts inside the graph), so the runtime does not
+change. The VAE stays fp32 (SDXL's VAE overflows in fp16). Each engine is loaded in its export dtype, its weights
+streamed to external data (builders/onnx_export.py) and the module freed before the next one is loaded or ONNX
+Runtime checks the graph: at most one engine's weights in memory at a time, once.
+Export writes ONNX only; placing files is place.py's job.
 """
 from __future__ import annotations
 
+import gc
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -23,13 +27,18 @@ from onnx.external_data_helper import (load_external_data_for_model, load_extern
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
+from builders.onnx_export import PROTOBUF_LIMIT as _PROTOBUF_LIMIT
+from builders.onnx_export import Exported, check_session, export_streaming, max_abs_diff
 from builders.progress import step
 from builders.sdxl.checkpoint import SdxlCheckpoint
 
 ExternalData = Literal["auto", "always", "never"]
 ENGINES = ("text_encoder", "text_encoder_2", "unet", "vae_decoder")
 OPSET = 17
-_PROTOBUF_LIMIT = 2 * 1024**3 - 64 * 1024**2  # stay clear of protobuf's 2 GiB message limit
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+# Latent side of the trace and check inputs: h and w stay dynamic in the graph, and 8 survives SDXL's two
+# downsamplings; larger traces cost minutes of CPU time at the real size (fp16 math on CPU is slow).
+TRACE_SIDE = 8
 
 
 class _TextEncoder(torch.nn.Module):
@@ -39,8 +48,8 @@ class _TextEncoder(torch.nn.Module):
 
     def forward(self, input_ids):
         out = self.encoder(input_ids, output_hidden_states=True)
-        hidden = out.hidden_states[-2]
-        return (hidden, out.text_embeds) if self.pooled else hidden
+        hidden = out.hidden_states[-2].float()
+        return (hidden, out.text_embeds.float()) if self.pooled else hidden
 
 
 class _Unet(torch.nn.Module):
@@ -49,8 +58,11 @@ class _Unet(torch.nn.Module):
         self.unet = unet
 
     def forward(self, sample, timestep, encoder_hidden_states, text_embeds, time_ids):
-        cond = {"text_embeds": text_embeds, "time_ids": time_ids}
-        return self.unet(sample, timestep, encoder_hidden_states, added_cond_kwargs=cond, return_dict=False)[0]
+        dtype = self.unet.dtype  # fp32 in and out; the weights' dtype inside
+        cond = {"text_embeds": text_embeds.to(dtype), "time_ids": time_ids.to(dtype)}
+        noise = self.unet(sample.to(dtype), timestep, encoder_hidden_states.to(dtype), added_cond_kwargs=cond,
+                          return_dict=False)[0]
+        return noise.float()
 
 
 class _VaeDecoder(torch.nn.Module):
@@ -71,31 +83,42 @@ class EngineSpec:
     dynamic_axes: dict[str, dict[int, str]]
 
 
-def export_engines(ckpt: SdxlCheckpoint, out_dir: Path, external_data: ExternalData = "auto") -> dict[str, Path]:
+def export_engines(ckpt: SdxlCheckpoint, out_dir: Path, external_data: ExternalData = "auto",
+                   dtype: str = "fp32") -> dict[str, Path]:
     """Export all four engines to out_dir/<engine>.onnx (+ <engine>.onnx.data); returns engine -> path."""
+    return {name: export_engine(ckpt, name, out_dir, external_data, dtype).path for name in ENGINES}
+
+
+def export_engine(ckpt: SdxlCheckpoint, name: str, out_dir: Path, external_data: ExternalData = "auto",
+                  dtype: str = "fp32", check: bool = False) -> Exported:
+    """One engine; with check, ONNX Runtime's outputs are compared with PyTorch's on the trace inputs."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name in ENGINES:
-        with step(f"export {name} to ONNX"):
-            paths[name] = export_onnx(lambda: _SPECS[name](ckpt), out_dir / f"{name}.onnx", external_data)
-    return paths
+    with step(f"export {name} to ONNX ({'fp32' if name == 'vae_decoder' else dtype})"):
+        return export_onnx(lambda: _SPECS[name](ckpt, DTYPES[dtype]), out_dir / f"{name}.onnx", external_data, check)
 
 
-def export_onnx(make_spec: Callable[[], EngineSpec], path: Path, external_data: ExternalData) -> Path:
+def export_onnx(make_spec: Callable[[], EngineSpec], path: Path, external_data: ExternalData,
+                check: bool = False) -> Exported:
+    spec = make_spec()
+    args, outputs = spec.args, spec.outputs
+    if check:
+        with torch.no_grad():
+            expected = spec.module(*args)
+        expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        traced = Path(tmp) / "model.onnx"  # torch writes >2 GB models as one file per tensor beside it
-        _trace(make_spec(), traced)  # the torch module is freed before the weights are rewritten
+        traced = Path(tmp) / "model.onnx"
+        weights = export_streaming(spec.module, args, traced, input_names=spec.inputs, output_names=outputs,
+                                   dynamic_axes=spec.dynamic_axes, opset_version=OPSET)
+        del spec
+        gc.collect()  # the torch module goes before its weights are rewritten or loaded by ONNX Runtime
         save_onnx(traced, path, external_data)
     onnx.checker.check_model(str(path))
-    return path
-
-
-def _trace(spec: EngineSpec, traced: Path) -> None:
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TracerWarnings on shape asserts: sizes are validated by the builder
-        torch.onnx.export(spec.module, spec.args, str(traced), input_names=spec.inputs, output_names=spec.outputs,
-                          dynamic_axes=spec.dynamic_axes, opset_version=OPSET, do_constant_folding=True,
-                          dynamo=False)
+    if not check:
+        return Exported(path, weights)
+    with step(f"check {path.name} with ONNX Runtime against PyTorch"):
+        session = check_session(path)
+        got = session.run(outputs, {i.name: a.numpy() for i, a in zip(session.get_inputs(), args)})
+    return Exported(path, weights, max(max_abs_diff(g, e) for g, e in zip(got, expected)))
 
 
 def save_onnx(traced: Path, path: Path, external_data: ExternalData) -> None:
@@ -140,8 +163,8 @@ def _weight_bytes(model: onnx.ModelProto, base: Path) -> int:
     return total
 
 
-def _text_encoder_spec(ckpt: SdxlCheckpoint, name: str, cls, pooled: bool) -> EngineSpec:
-    encoder = cls.from_pretrained(ckpt.component(name), torch_dtype=torch.float32, attn_implementation="eager",
+def _text_encoder_spec(ckpt: SdxlCheckpoint, name: str, cls, pooled: bool, dtype: torch.dtype) -> EngineSpec:
+    encoder = cls.from_pretrained(ckpt.component(name), dtype=dtype, attn_implementation="eager",
                                   variant=ckpt.variant(name)).eval()
     ids = torch.zeros(2, encoder.config.max_position_embeddings, dtype=torch.int64)
     outputs = ["hidden_states", "text_embeds"] if pooled else ["hidden_states"]
@@ -149,10 +172,11 @@ def _text_encoder_spec(ckpt: SdxlCheckpoint, name: str, cls, pooled: bool) -> En
                       {n: {0: "batch"} for n in ["input_ids", *outputs]})
 
 
-def _unet_spec(ckpt: SdxlCheckpoint) -> EngineSpec:
-    unet = UNet2DConditionModel.from_pretrained(ckpt.component("unet"), torch_dtype=torch.float32,
-                                                variant=ckpt.variant("unet"), low_cpu_mem_usage=False).eval()
-    cfg, side = unet.config, min(ckpt.sample_size, 32)  # a small trace is enough: h and w are dynamic
+def _unet_spec(ckpt: SdxlCheckpoint, dtype: torch.dtype) -> EngineSpec:
+    # low_cpu_mem_usage: no randomly initialised fp32 model first (needs accelerate)
+    unet = UNet2DConditionModel.from_pretrained(ckpt.component("unet"), torch_dtype=dtype,
+                                                variant=ckpt.variant("unet"), low_cpu_mem_usage=True).eval()
+    cfg, side = unet.config, min(ckpt.sample_size, TRACE_SIDE)
     text_embed_dim = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
     args = (torch.randn(2, cfg.in_channels, side, side), torch.tensor([999.0]),
             torch.randn(2, 77, cfg.cross_attention_dim), torch.randn(2, text_embed_dim), torch.ones(2, 6) * side * 8)
@@ -162,18 +186,19 @@ def _unet_spec(ckpt: SdxlCheckpoint) -> EngineSpec:
     return EngineSpec(_Unet(unet), args, names, ["noise_pred"], axes)
 
 
-def _vae_decoder_spec(ckpt: SdxlCheckpoint) -> EngineSpec:
+def _vae_decoder_spec(ckpt: SdxlCheckpoint, dtype: torch.dtype) -> EngineSpec:
+    del dtype  # SDXL's VAE overflows in fp16: always fp32
     vae = AutoencoderKL.from_pretrained(ckpt.component("vae"), torch_dtype=torch.float32,
-                                        variant=ckpt.variant("vae"), low_cpu_mem_usage=False).eval()
-    side = min(ckpt.sample_size, 32)
+                                        variant=ckpt.variant("vae"), low_cpu_mem_usage=True).eval()
+    side = min(ckpt.sample_size, TRACE_SIDE)
     axes = {"latents": {0: "batch", 2: "height", 3: "width"}, "image": {0: "batch", 2: "height", 3: "width"}}
     return EngineSpec(_VaeDecoder(vae), (torch.randn(1, vae.config.latent_channels, side, side),), ["latents"],
                       ["image"], axes)
 
 
-_SPECS: dict[str, Callable[[SdxlCheckpoint], EngineSpec]] = {
-    "text_encoder": lambda c: _text_encoder_spec(c, "text_encoder", CLIPTextModel, pooled=False),
-    "text_encoder_2": lambda c: _text_encoder_spec(c, "text_encoder_2", CLIPTextModelWithProjection, pooled=True),
+_SPECS: dict[str, Callable[[SdxlCheckpoint, torch.dtype], EngineSpec]] = {
+    "text_encoder": lambda c, d: _text_encoder_spec(c, "text_encoder", CLIPTextModel, False, d),
+    "text_encoder_2": lambda c, d: _text_encoder_spec(c, "text_encoder_2", CLIPTextModelWithProjection, True, d),
     "unet": _unet_spec,
     "vae_decoder": _vae_decoder_spec,
 }
