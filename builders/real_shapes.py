@@ -80,9 +80,10 @@ def make_llama_3_2_1b_untied(out: Path) -> Path:
     import torch  # noqa: PLC0415
     from transformers import LlamaConfig, LlamaForCausalLM  # noqa: PLC0415
 
-    from builders.llm.tiny import BOS, EOT, TinySpec, save_tokenizer, train_tokenizer  # noqa: PLC0415
+    from builders.llm.llama3_tokenizer import llama3_tokenizer  # noqa: PLC0415
+    from builders.llm.tiny import BOS, EOT, save_tokenizer  # noqa: PLC0415
 
-    tok = train_tokenizer(TinySpec())
+    tok = llama3_tokenizer()  # Llama-3's real 128,256 ids (the LLAMA_3_2_1B config's vocab_size)
     out.mkdir(parents=True)
     save_tokenizer(tok, out)
     config = LlamaConfig(**LLAMA_3_2_1B, bos_token_id=tok.token_to_id(BOS), eos_token_id=tok.token_to_id(EOT))

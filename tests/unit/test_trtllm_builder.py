@@ -11,7 +11,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from builders.__main__ import main
-from builders.llm.tiny import TinySpec, save_tokenizer, train_tokenizer
+from builders.llm.llama3_tokenizer import llama3_tokenizer
+from builders.llm.tiny import save_tokenizer
 from builders.llm.trtllm import TrtLlmSpec, build_command, convert_command
 from builders.triton_config import get_parameters
 from runtime.llm.generator import Generator
@@ -24,9 +25,9 @@ MODEL_ID = "llama-3-70b-instruct"
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A Llama-3-70B-shaped config.json with a small tokenizer: the dry run reads no weights."""
+    """A Llama-3-70B-shaped config.json with Llama-3's tokenizer: the dry run reads no weights."""
     out = tmp_path_factory.mktemp("ckpt")
-    save_tokenizer(train_tokenizer(TinySpec(seed=1, vocab_size=500)), out)
+    save_tokenizer(llama3_tokenizer(), out)
     (out / "config.json").write_text(json.dumps({
         "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 128256, "hidden_size": 8192,
         "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8,
