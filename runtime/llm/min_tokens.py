@@ -9,26 +9,44 @@ from typing import Any
 
 import numpy as np
 
+from runtime.llm.sampling import Sampler
+
 
 class MinTokensSampler:
-    """Wraps a choice's sampler: bans the stop ids for its first `min_tokens` samples, then steps aside."""
+    """Wraps a choice's sampler: bans the stop ids for its first `min_tokens` samples, then steps aside.
+
+    The ban rides on the sampler's sparse logit bias (bias_ids / bias_values), which both the batched numpy
+    sampler and the device sampler apply, so no sampling path has to know about min_tokens."""
 
     def __init__(self, inner: Any, min_tokens: int, stop_ids: frozenset[int]):
         self.inner, self.remaining = inner, min_tokens
-        self.stop_ids = np.array(sorted(stop_ids), dtype=np.int64)
+        ids = np.array(sorted(stop_ids), dtype=np.int64)
+        self.stop_ids = ids[ids < inner.vocab_size]
 
     @property
-    def plain_greedy(self) -> bool:  # the scheduler's batched argmax would not see the ban
-        return self.remaining <= 0 and self.inner.plain_greedy
+    def bias_ids(self) -> np.ndarray | None:
+        if self.remaining <= 0:
+            return self.inner.bias_ids
+        return self.stop_ids if self.inner.bias_ids is None else np.concatenate([self.inner.bias_ids, self.stop_ids])
+
+    @property
+    def bias_values(self) -> np.ndarray | None:
+        if self.remaining <= 0:
+            return self.inner.bias_values
+        ban = np.full(len(self.stop_ids), -np.inf, np.float32)  # last, so it wins over a bias on the same id
+        return ban if self.inner.bias_values is None else np.concatenate([self.inner.bias_values, ban])
+
+    def adjust(self, row: np.ndarray) -> None:
+        Sampler.adjust(self, row)  # type: ignore[arg-type]  (reads params, seen and the bias above)
+
+    def observe(self, token: int) -> None:
+        self.remaining -= 1
+        self.inner.observe(token)
 
     def sample(self, logits: np.ndarray) -> Any:
-        if self.remaining > 0:
-            self.remaining -= 1
-            logits = logits.astype(np.float32, copy=True)
-            logits[self.stop_ids[self.stop_ids < logits.shape[-1]]] = -np.inf
-        return self.inner.sample(logits)
+        return Sampler.sample(self, logits)  # type: ignore[arg-type]
 
-    def __getattr__(self, name: str) -> Any:  # params, observe, ... of the wrapped sampler
+    def __getattr__(self, name: str) -> Any:  # params, seen, rng, ... of the wrapped sampler
         return getattr(self.inner, name)
 
 
