@@ -27,7 +27,7 @@ def place_model(repo: Path, model_id: str, ckpt: SdxlCheckpoint, engines: dict[s
     model_config.name = model_id
     model_config.instance_group[0].count = instances
     set_parameters(model_config, **{TASK_PARAMETER: Task.IMAGE_GENERATION.value, OWNED_BY_PARAMETER: owned_by},
-                   engine_backend="onnxruntime", **config.to_parameters())
+                   **config.to_parameters())
     target.apply(model_config)  # on cuda: KIND_GPU, --instances-per-gpu replaces --instances
     version_dir = write_model(repo, model_config, TEMPLATE)
     _copy_engines(engines, version_dir / "engines")
