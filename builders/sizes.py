@@ -30,7 +30,7 @@ class SizeResult:
     ratio: float  # peak_rss_bytes / weights_bytes
 
 
-def build_embeddings(checkpoint: Path, work: Path) -> tuple[int, float]:
+def build_embeddings(checkpoint: Path, work: Path, parts: list[str] | None = None) -> tuple[int, float]:
     from builders.embeddings.checkpoint import read_checkpoint  # noqa: PLC0415
     from builders.embeddings.export import export_onnx  # noqa: PLC0415
 
@@ -38,19 +38,20 @@ def build_embeddings(checkpoint: Path, work: Path) -> tuple[int, float]:
     return exported.weights_bytes, exported.max_diff
 
 
-def build_llm(checkpoint: Path, work: Path) -> tuple[int, float]:
+def build_llm(checkpoint: Path, work: Path, parts: list[str] | None = None) -> tuple[int, float]:
     from builders.llm.export import export_checked  # noqa: PLC0415
 
     exported = export_checked(checkpoint, work, "fp16")
     return exported.weights_bytes, exported.max_diff
 
 
-def build_sdxl(checkpoint: Path, work: Path) -> tuple[int, float]:
+def build_sdxl(checkpoint: Path, work: Path, parts: list[str] | None = None) -> tuple[int, float]:
     from builders.sdxl.checkpoint import inspect_checkpoint  # noqa: PLC0415
     from builders.sdxl.export import ENGINES, export_engine  # noqa: PLC0415
 
     ckpt = inspect_checkpoint(checkpoint)
-    exported = [export_engine(ckpt, name, work, "auto", "fp16", check=True) for name in ENGINES]
+    # external data for every engine: the .onnx files stay small and ONNX Runtime maps the weights in place
+    exported = [export_engine(ckpt, name, work, "always", "fp16", check=True) for name in parts or ENGINES]
     return sum(e.weights_bytes for e in exported), max(e.max_diff for e in exported)
 
 
@@ -70,12 +71,12 @@ def _make_child(family: str, checkpoint: Path) -> None:
     partial.rename(checkpoint)
 
 
-def _build_child(family: str, checkpoint: Path, work: Path, result: Path) -> None:
+def _build_child(family: str, checkpoint: Path, work: Path, result: Path, parts: list[str] | None) -> None:
     _, build = FAMILIES[family]
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     start = time.monotonic()
-    weights, diff = build(checkpoint, work)
+    weights, diff = build(checkpoint, work, parts)
     seconds = time.monotonic() - start
     peak = peak_rss_bytes()
     result.write_text(json.dumps(asdict(SizeResult(family, weights, peak, round(seconds, 1), diff,
@@ -90,7 +91,7 @@ def _run_child(target, *args) -> None:
         raise BuildError(f"{target.__name__} for {args[0]} failed (exit code {child.exitcode}; log above)")
 
 
-def measure(family: str, out: Path) -> SizeResult:
+def measure(family: str, out: Path, parts: list[str] | None = None) -> SizeResult:
     out = Path(out) / family
     checkpoint, work, result = out / "checkpoint", out / "build", out / "result.json"
     if not (checkpoint / "DONE").exists():
@@ -98,12 +99,12 @@ def measure(family: str, out: Path) -> SizeResult:
         _run_child(_make_child, family, checkpoint)
         (checkpoint / "DONE").touch()
     result.unlink(missing_ok=True)
-    _run_child(_build_child, family, checkpoint, work, result)
+    _run_child(_build_child, family, checkpoint, work, result, parts)
     return SizeResult(**json.loads(result.read_text()))
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    result = measure(args.family, args.out)
+    result = measure(args.family, args.out, args.sdxl_engines.split(",") if args.sdxl_engines else None)
     console.print(f"peak RSS {result.peak_rss_bytes / 1e9:.2f} GB = {result.ratio}x the weights "
                   f"({result.weights_bytes / 1e9:.2f} GB)")
     print(json.dumps(asdict(result)), flush=True)
@@ -114,4 +115,5 @@ def add_parser(sub) -> None:
     p = sub.add_parser("sizes", help="build a real-size random-weight model of a family; print its peak memory")
     p.add_argument("--family", choices=sorted(FAMILIES), required=True)
     p.add_argument("--out", type=Path, default=Path("build/sizes"), help="checkpoints and exports go here")
+    p.add_argument("--sdxl-engines", help="sdxl only: comma-separated engines to build (default: all four)")
     p.set_defaults(fn=_cmd)
