@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runtime.errors import ClientError
+from runtime.llm.grammar import GrammarEngine, Guide
 from runtime.llm.ort_session import OrtSession
 from runtime.llm.protocol import GenerationRequest, GeneratorConfig
 from runtime.llm.scheduler import Scheduler
@@ -20,7 +21,8 @@ class Generator:
         # The model may have more logit rows than the tokenizer has tokens (padding rows): they decode to nothing.
         table = self.tokenizer.token_bytes + [b""] * max(0, self.session.vocab_size - len(self.tokenizer.token_bytes))
         self.vocab = Vocab(table, self.tokenizer.special_ids, self.tokenizer.stop_ids)
-        self.scheduler = Scheduler(self.session, self.vocab, config.max_batch_size)
+        self.grammar = GrammarEngine(table, self.vocab.special_ids, self.vocab.stop_ids)
+        self.scheduler = Scheduler(self.session, self.vocab, config.max_batch_size, grammar=self.grammar)
 
     def start(self) -> None:
         self.scheduler.start()
@@ -35,7 +37,13 @@ class Generator:
             raise ClientError(f"n={request.sampling.n} is more than this model decodes at once "
                               f"({self.config.max_batch_size})", "n")
         prompt = self.tokenizer.prompt(request, self.config.max_model_len)
-        return Job(prompt, request.sampling, self.vocab, sink, self.config.max_model_len, request.echo)
+        guide = Guide.from_json(request.guide)
+        constraints = None
+        if guide is not None:  # compiled here, in Triton's thread: a bad schema is a 400 before any token
+            compiled = self.grammar.compile(guide)
+            constraints = lambda: self.grammar.constraint(compiled)  # noqa: E731
+        return Job(prompt, request.sampling, self.vocab, sink, self.config.max_model_len, request.echo,
+                   constraints)
 
     def submit(self, request_json: str, sink: ResponseSink) -> Job:
         job = self.make_job(request_json, sink)

@@ -9,7 +9,9 @@ Model config parameters of the client-facing generator (all strings in config.pb
   intra_op_threads ONNX Runtime threads (0 = ORT default)
 
 Input `request` (TYPE_STRING [1], JSON): {"messages": [...]} | {"prompt": str} | {"prompt_token_ids": [int]},
-  "sampling": {...SamplingParams fields...}, "echo": bool.
+  "sampling": {...SamplingParams fields...}, "echo": bool,
+  "tools": [OpenAI function definitions] (rendered by the chat template),
+  "guide": the grammar the output must follow (runtime.llm.grammar.Guide; absent = free text).
 Output `response` (TYPE_STRING [1], JSON) per streamed response:
   {"choices": [{"index", "text", "finish_reason", "logprobs"}], "usage": {"prompt_tokens", "completion_tokens"},
    "prompt_text": str (only when echo)}
@@ -108,10 +110,12 @@ class SamplingParams:
 class GenerationRequest:
     """What the client asked for, before tokenization."""
     sampling: SamplingParams
-    messages: list[dict[str, str]] | None = None
+    messages: list[dict[str, Any]] | None = None
     prompt: str | None = None
     prompt_token_ids: list[int] | None = None
     echo: bool = False
+    tools: list[dict[str, Any]] | None = None
+    guide: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, text: str, vocab_size: int) -> "GenerationRequest":
@@ -132,7 +136,8 @@ class GenerationRequest:
         if obj.get("messages") is not None and not obj["messages"]:
             raise ClientError("messages must not be empty", "messages")
         return cls(sampling=SamplingParams.from_json(obj.get("sampling"), vocab_size), messages=obj.get("messages"),
-                   prompt=obj.get("prompt"), prompt_token_ids=ids, echo=bool(obj.get("echo", False)))
+                   prompt=obj.get("prompt"), prompt_token_ids=ids, echo=bool(obj.get("echo", False)),
+                   tools=obj.get("tools") or None, guide=obj.get("guide") or None)
 
 
 def response_json(choices: list[dict], prompt_tokens: int, completion_tokens: int,

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 
+from runtime.llm.grammar import GrammarEngine
 from runtime.llm.sampling import Sampled, greedy_rows
 from runtime.llm.sequence import Choice, Job, Vocab
 from runtime.llm.session import EngineSession
@@ -19,8 +20,9 @@ log = logging.getLogger(__name__)
 
 class Scheduler:
     def __init__(self, session: EngineSession, vocab: Vocab, max_batch_size: int,
-                 max_prefill_tokens: int = 8192, cancel_check_s: float = 0.25):
-        self.session, self.vocab = session, vocab
+                 max_prefill_tokens: int = 8192, cancel_check_s: float = 0.25,
+                 grammar: GrammarEngine | None = None):
+        self.session, self.vocab, self.grammar = session, vocab, grammar
         self.max_batch_size, self.max_prefill_tokens = max_batch_size, max_prefill_tokens
         self.cancel_check_s = cancel_check_s
         self.free_slots = list(range(max_batch_size - 1, -1, -1))
@@ -101,6 +103,7 @@ class Scheduler:
 
     def _prefill(self, jobs: list[Job]) -> None:
         logits = self.session.prefill([j.choices[0].slot for j in jobs], [j.prompt.token_ids for j in jobs])
+        self._constrain(logits, [j.choices[0] for j in jobs])  # a job's choices start in the same grammar state
         for job, row in zip(jobs, logits):
             self.session.fork(job.choices[0].slot, [c.slot for c in job.choices[1:]])
             for choice in job.choices:
@@ -113,6 +116,7 @@ class Scheduler:
         if not active:
             return
         logits = self.session.decode([c.slot for _, c in active], [c.token_ids[-1] for _, c in active])
+        self._constrain(logits, [c for _, c in active])
         plain = [i for i, (_, c) in enumerate(active) if c.sampler.plain_greedy]
         if plain:
             for i, token in zip(plain, greedy_rows(logits[plain])):
@@ -122,6 +126,12 @@ class Scheduler:
         for i, (job, choice) in enumerate(active):
             if i not in plain_set:
                 self._accept(job, choice, choice.sampler.sample(logits[i]))
+
+    def _constrain(self, logits, choices: list[Choice]) -> None:
+        """Grammar masks for the constrained rows, in one batched call; unconstrained rows are not touched."""
+        rows = [i for i, c in enumerate(choices) if c.constraint is not None]
+        if rows:
+            self.grammar.mask(logits, rows, [choices[i].constraint for i in rows])
 
     def _accept(self, job: Job, choice: Choice, sampled: Sampled) -> None:
         choice.accept(sampled, self.vocab, job.params.ignore_eos)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from runtime.llm.detokenizer import IncrementalDetokenizer
+from runtime.llm.grammar import Constraint
 from runtime.llm.protocol import SamplingParams, response_json
 from runtime.llm.sampling import Sampled, Sampler
 from runtime.llm.stop import StopMatcher
@@ -46,6 +47,7 @@ class Choice:
     detok: IncrementalDetokenizer
     stop: StopMatcher
     max_tokens: int
+    constraint: Constraint | None = None  # the grammar this choice's tokens must follow (structured output)
     slot: int = -1
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None
@@ -64,6 +66,9 @@ class Choice:
             entry = vocab.token_entry(token, sampled.logprob)
             entry["top_logprobs"] = [vocab.token_entry(t, lp) for t, lp in (sampled.top or [])]
             self.logprobs.append(entry)
+        if self.constraint is not None:  # a finished document ends the choice, ignore_eos or not
+            self.constraint.accept(token)
+            ignore_eos = False
         if token in vocab.stop_ids and not ignore_eos:
             self._finish("stop")
             return
@@ -94,13 +99,14 @@ class Job:
     """A client request: one prompt, n choices sampled from it, one response stream."""
 
     def __init__(self, prompt: Prompt, params: SamplingParams, vocab: Vocab, sink: ResponseSink,
-                 max_model_len: int, echo: bool = False):
+                 max_model_len: int, echo: bool = False, constraints: Callable[[], Constraint] | None = None):
         self.prompt, self.params, self.sink, self.echo = prompt, params, sink, echo
         room = max_model_len - len(prompt.token_ids)
         limit = min(params.max_tokens, room) if params.max_tokens is not None else room
         self.choices = [Choice(i, Sampler(params, len(vocab.token_bytes), i),
                                IncrementalDetokenizer(vocab.token_bytes, vocab.special_ids),
-                               StopMatcher(params.stop), max_tokens=limit) for i in range(params.n)]
+                               StopMatcher(params.stop), max_tokens=limit,
+                               constraint=constraints() if constraints else None) for i in range(params.n)]
         self._echo_sent = False
 
     @property
