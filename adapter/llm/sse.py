@@ -11,10 +11,11 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from adapter.errors import OpenAIError, internal_error
-from adapter.llm.generation import Generation, Step
+from adapter.llm.generation import ChoiceDelta, Generation, Step
 from adapter.llm.protocol import (ChatChunkChoice, ChatCompletionChunk, ChatDelta, CompletionChoice,
-                                  CompletionLogprobs, CompletionResponse, Usage)
+                                  CompletionLogprobs, CompletionResponse, ToolCallDelta, Usage)
 from adapter.llm.responses import ResponseMeta, chat_logprobs, legacy_logprobs, usage_of
+from adapter.llm.tool_calls import ToolCallStream
 
 log = logging.getLogger("adapter.llm.sse")
 
@@ -79,9 +80,37 @@ class _Usage:
         return [usage_of(g.prompt_tokens, g.completion_tokens)] if self.options.include else []
 
 
-def chat_chunks(generation: Generation, meta: ResponseMeta, options: StreamUsage) -> AsyncIterator[bytes]:
-    """Role first, then content deltas, then each choice's finish_reason in a chunk of its own."""
+class _ToolDeltas:
+    """With tools offered, each choice's text goes through a ToolCallStream: content, or tool-call deltas."""
+
+    def __init__(self, num_choices: int):
+        self.streams = [ToolCallStream() for _ in range(num_choices)]
+
+    def split(self, d: ChoiceDelta) -> tuple[ChatDelta | None, str | None]:
+        """This step's delta of choice d (None: nothing to send) and its finish_reason."""
+        stream = self.streams[d.index]
+        content, calls = stream.feed(d.text)
+        finish_reason = d.finish_reason
+        if finish_reason:
+            tail, _, finish_reason = stream.finish(finish_reason)
+            content += tail
+        tool_calls = [ToolCallDelta(index=c.index, id=c.id, name=c.name, arguments=c.arguments) for c in calls]
+        if not (content or tool_calls or d.logprobs):
+            return None, finish_reason
+        return ChatDelta(content=content if content or not tool_calls else None,
+                         tool_calls=tool_calls or None), finish_reason
+
+
+def chat_chunks(generation: Generation, meta: ResponseMeta, options: StreamUsage,
+                tools: bool = False) -> AsyncIterator[bytes]:
+    """Role first, then content (or tool-call) deltas, then each choice's finish_reason in a chunk of its own."""
     usage = _Usage(generation, options)
+    tool_deltas = _ToolDeltas(generation.num_choices) if tools else None
+
+    def split(d: ChoiceDelta) -> tuple[ChatDelta | None, str | None]:
+        if tool_deltas is not None:
+            return tool_deltas.split(d)
+        return (ChatDelta(content=d.text) if d.text or d.logprobs else None), d.finish_reason
 
     def chunk(choices: list[ChatChunkChoice], step_usage: Usage | None = None) -> bytes:
         return event(ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=choices,
@@ -89,11 +118,11 @@ def chat_chunks(generation: Generation, meta: ResponseMeta, options: StreamUsage
 
     def step_chunks(step: Step) -> list[bytes]:
         step_usage = usage.now(step)
-        content = [ChatChunkChoice(index=d.index, delta=ChatDelta(content=d.text),
-                                   logprobs=chat_logprobs(d.logprobs))
-                   for d in step.choices if d.text or d.logprobs]
-        finished = [ChatChunkChoice(index=d.index, delta=ChatDelta(), finish_reason=d.finish_reason)
-                    for d in step.choices if d.finish_reason]
+        parts = [(d, *split(d)) for d in step.choices]
+        content = [ChatChunkChoice(index=d.index, delta=delta, logprobs=chat_logprobs(d.logprobs))
+                   for d, delta, _ in parts if delta is not None]
+        finished = [ChatChunkChoice(index=d.index, delta=ChatDelta(), finish_reason=reason)
+                    for d, _, reason in parts if reason]
         return [chunk(choices, step_usage) for choices in (content, finished) if choices]
 
     def role_chunk(first: Step) -> bytes:  # sent with the first tokens; its usage counts only the prompt

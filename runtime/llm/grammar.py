@@ -25,6 +25,7 @@ from runtime.errors import ClientError
 
 TOOL_SEPARATOR = "; "  # between parallel calls, as Llama-3's JSON tool calling (and vLLM's parser) expect
 _CALL_PREFIX = '{"name": "%s", "parameters": '
+NO_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}  # a function without parameters
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,7 @@ class Guide:
                                   "response_format")
             return cls(kind, schema=schema)
         if kind == "tool_calls":
-            tools = tuple((t["name"], _canonical(t.get("parameters") or {"type": "object"}))
-                          for t in obj.get("tools") or ())
+            tools = tuple((t["name"], _canonical(t.get("parameters") or NO_ARGUMENTS)) for t in obj.get("tools") or ())
             if not tools:
                 raise ClientError("tool_choice needs at least one function in tools", "tool_choice")
             return cls(kind, tools=tools, parallel=bool(obj.get("parallel", True)))

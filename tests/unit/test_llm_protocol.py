@@ -9,6 +9,7 @@ from adapter.llm.protocol import ChatCompletionRequest, CompletionRequest
 from tests.unit.fake_llm_triton import MAX_MODEL_LEN, MODEL, VOCAB_SIZE, FakeRegistry, FakeTriton
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 COMPLETION = {"model": MODEL, "prompt": "hi"}
 
 
@@ -79,7 +80,14 @@ CHAT_400 = [
     ({"max_tokens": MAX_MODEL_LEN + 1}, "max_tokens"),
     ({"max_completion_tokens": MAX_MODEL_LEN + 1}, "max_completion_tokens"),
     ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"), ({"top_logprobs": 2}, "top_logprobs"),
-    ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "function", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0"),  # no tool_call_id
+    ({"tool_choice": "required"}, "tool_choice"),  # no tools
+    ({"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "other"}}}, "tool_choice"),
+    ({"tools": [TOOL], "tool_choice": "required", "response_format": {"type": "json_object"}}, "tool_choice"),
+    ({"tools": [{"type": "function", "function": {"name": "bad name"}}]}, "tools.0.function.name"),
+    ({"response_format": {"type": "json_schema"}}, "response_format"),
+    ({"response_format": {"type": "yaml"}}, "response_format"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
      "messages.0.content"),
 ]
