@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -25,6 +26,7 @@ from runtime.errors import ClientError
 
 TOOL_SEPARATOR = "; "  # between parallel calls, as Llama-3's JSON tool calling (and vLLM's parser) expect
 _CALL_PREFIX = '{"name": "%s", "parameters": '
+_CONTROL = re.compile(rb"[\x00-\x1f]")
 NO_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}  # a function without parameters
 
 
@@ -142,7 +144,9 @@ class GrammarEngine:
         with self._lock:
             if self._compiler is None:
                 xgr = _xgrammar()
-                vocab = [b"" if i in self._special and i not in self._stop else t
+                # "" = never allowed. Control bytes go too: JSON strings cannot hold them raw, yet xgrammar 0.2.9's
+                # length-bounded strings (maxLength) let them through; outputs need no raw tab or newline.
+                vocab = [b"" if (i in self._special and i not in self._stop) or _CONTROL.search(t) else t
                          for i, t in enumerate(self._token_bytes)]
                 info = xgr.TokenizerInfo(vocab, xgr.VocabType.RAW, vocab_size=len(vocab),
                                          stop_token_ids=sorted(self._stop))

@@ -18,7 +18,8 @@ from runtime.llm.tokenizer import Prompt
 from tests.unit.test_llm_scheduler import ListSink
 
 # Every printable ASCII byte, a few multi-character tokens (JSON punctuation merges), two specials.
-TOKENS = [bytes([b]) for b in range(32, 127)] + [b'{"', b'": ', b', "', b'"}', b"true", b"false", b"12"]
+TOKENS = [bytes([b]) for b in range(32, 127)] + [b'{"', b'": ', b', "', b'"}', b"true", b"false", b"12", b"\x14",
+                                                 b"\n", b"a\tb"]
 BOS, EOT = len(TOKENS), len(TOKENS) + 1
 TABLE = TOKENS + [b"<|begin_of_text|>", b"<|eot_id|>"]
 V = len(TABLE)
@@ -70,6 +71,17 @@ def test_mask_touches_only_constrained_rows(engine):
     assert np.array_equal(logits[[0, 2]], before[[0, 2]])
     allowed = {TABLE[i] for i in np.flatnonzero(np.isfinite(logits[1]))}
     assert allowed == {b"{", b'{"'}  # a document starts with its object (no free whitespace)
+
+
+def test_no_raw_control_characters_in_bounded_strings(engine):
+    compiled = engine.compile(Guide("json_schema", schema=SCHEMA))
+    constraint = engine.constraint(compiled)
+    for token in (TABLE.index(b'{"'), *(TABLE.index(bytes([c])) for c in b'n": 1, "name": "')):
+        constraint.accept(token)
+    logits = np.zeros((1, V), np.float32)
+    engine.mask(logits, [0], [constraint])
+    allowed = {TABLE[i] for i in np.flatnonzero(np.isfinite(logits[0]))}
+    assert b"a" in allowed and not allowed & {b"\x14", b"\n", b"a\tb"}
 
 
 class NoiseEngine(EngineSession):
