@@ -3,8 +3,10 @@ in-process vs Hugging Face `generate`, one process, same machine, same prompts.
 
   HF_HUB_OFFLINE=1 .venv/bin/python bench/llm.py [--work build/bench-llm] [--out bench/results/llm.md]
 
-Models: `bench-llama` (Llama-3-shaped, hidden 1024, 8 layers, GQA 16/4 heads, random weights; built with
-`python -m builders llm-tiny --hidden 1024 --layers 8 --heads 16 --kv-heads 4`) and the demo `tiny-llama-3`.
+Models: `bench-llama` (Llama-3-shaped, hidden 1024, 8 layers, GQA 16/4 heads, Llama-3's real 128,256-token
+vocabulary with the LM head tied to the embedding like Llama-3.2-1B/3B, random weights; built with
+`python -m builders llm-tiny --hidden 1024 --layers 8 --heads 16 --kv-heads 4 --tie-word-embeddings`) and the demo
+`tiny-llama-3`.
 Every request: a chat prompt, greedy, `ignore_eos`, its own max_tokens: all sides make the same tokens.
 At concurrency c, 4c requests (max_tokens tokens/2..3*tokens/2, so they finish at different steps and new ones
 join the running batch) are sent by c closed-loop clients, in slices (c=1: 1 request, else 2c) with the sides
@@ -37,7 +39,8 @@ from builders.llm.repository import build_model  # noqa: E402
 from builders.llm.tiny import TinySpec, make_tiny_llama  # noqa: E402
 
 BENCH_ID = "bench-llama"
-BENCH_SPEC = TinySpec(seed=0, hidden_size=1024, intermediate_size=2048, num_layers=8, num_heads=16, num_kv_heads=4)
+BENCH_SPEC = TinySpec(seed=0, hidden_size=1024, intermediate_size=2048, num_layers=8, num_heads=16, num_kv_heads=4,
+                      tie_word_embeddings=True)  # 128,256 x 1024 once (525 MB fp32), not twice
 CONCURRENCY = (1, 8, 32)
 WORDS = ("the model server sends a long answer to every question however large the batch is today river "
          "mountain seven cities language music history science coffee morning").split()

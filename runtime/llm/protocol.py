@@ -47,6 +47,7 @@ class GeneratorConfig:
 class SamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0  # vLLM extension: 0 = the whole vocabulary
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     logit_bias: dict[int, float] = field(default_factory=dict)
@@ -79,6 +80,7 @@ class SamplingParams:
             raise ClientError(f"at most {MAX_STOP_STRINGS} stop strings are allowed, got {len(stop)}", "stop")
         params = cls(
             temperature=float(obj.get("temperature", 1.0)), top_p=float(obj.get("top_p", 1.0)),
+            top_k=int(obj.get("top_k", 0)),
             presence_penalty=float(obj.get("presence_penalty", 0.0)),
             frequency_penalty=float(obj.get("frequency_penalty", 0.0)), logit_bias=bias,
             seed=None if obj.get("seed") is None else int(obj["seed"]), n=int(obj.get("n", 1)),
@@ -92,6 +94,7 @@ class SamplingParams:
         checks = [
             (0.0 <= self.temperature <= 2.0, "temperature must be in [0, 2]", "temperature"),
             (0.0 < self.top_p <= 1.0, "top_p must be in (0, 1]", "top_p"),
+            (self.top_k >= 0, "top_k must be at least 0 (0: no limit)", "top_k"),
             (1 <= self.n <= 128, "n must be in [1, 128]", "n"),
             (-2.0 <= self.presence_penalty <= 2.0, "presence_penalty must be in [-2, 2]", "presence_penalty"),
             (-2.0 <= self.frequency_penalty <= 2.0, "frequency_penalty must be in [-2, 2]", "frequency_penalty"),

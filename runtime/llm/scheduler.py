@@ -11,7 +11,7 @@ import time
 from collections import deque
 
 from runtime.llm.grammar import GrammarEngine
-from runtime.llm.sampling import Sampled, greedy_rows
+from runtime.llm.sampling import Sampled, sample_rows
 from runtime.llm.sequence import Choice, Job, Vocab
 from runtime.llm.session import EngineSession
 
@@ -117,15 +117,8 @@ class Scheduler:
             return
         logits = self.session.decode([c.slot for _, c in active], [c.token_ids[-1] for _, c in active])
         self._constrain(logits, [c for _, c in active])
-        plain = [i for i, (_, c) in enumerate(active) if c.sampler.plain_greedy]
-        if plain:
-            for i, token in zip(plain, greedy_rows(logits[plain])):
-                job, choice = active[i]
-                self._accept(job, choice, Sampled(int(token)))
-        plain_set = set(plain)
-        for i, (job, choice) in enumerate(active):
-            if i not in plain_set:
-                self._accept(job, choice, choice.sampler.sample(logits[i]))
+        for (job, choice), sampled in zip(active, sample_rows(logits, [c.sampler for _, c in active])):
+            self._accept(job, choice, sampled)
 
     def _constrain(self, logits, choices: list[Choice]) -> None:
         """Grammar masks for the constrained rows, in one batched call; unconstrained rows are not touched."""

@@ -47,15 +47,12 @@ class LlamaTokenizer:
 
     def _token_bytes(self) -> list[bytes]:
         decoder = _byte_decoder()
-        table = []
-        for i in range(self.vocab_size):
-            token = self.hf.convert_ids_to_tokens(i)
-            if token is None:
-                table.append(b"")
-            elif i in self.special_ids or not all(ch in decoder for ch in token):
-                table.append(token.encode("utf-8"))
+        table = [b""] * self.vocab_size
+        for token, i in self.hf.get_vocab().items():  # one dict walk: 128k single-id lookups take seconds
+            if i in self.special_ids or not all(ch in decoder for ch in token):
+                table[i] = token.encode("utf-8")
             else:
-                table.append(bytes(decoder[ch] for ch in token))
+                table[i] = bytes(decoder[ch] for ch in token)
         return table
 
     def _stop_ids(self, path: Path) -> set[int]:

@@ -13,7 +13,7 @@ from builders.llm.tiny import TinySpec, make_tiny_llama
 from builders.progress import BuildError
 from runtime.llm.ort_session import OrtSession
 
-SPEC = TinySpec(seed=1, vocab_size=600, hidden_size=32, intermediate_size=64, max_model_len=256,
+SPEC = TinySpec(seed=1, hidden_size=32, intermediate_size=64, max_model_len=256,
                 tie_word_embeddings=True)
 
 
@@ -70,7 +70,7 @@ def test_logits_do_not_depend_on_batch_neighbours(external):
         out = batched.decode(slots, [token if s == 5 else 4 for s in slots])
         got = out[[slots.index(5)]]
         want = solo.decode([0], [token])
-        np.testing.assert_allclose(got, want, atol=1e-5)
+        np.testing.assert_allclose(got, want, atol=3e-5)  # float reassociation over 128,256 logits
     assert batched.mask.shape[1] < len(prompt) + 12 + 9  # trimmed after the long prompt left
 
 

@@ -30,12 +30,13 @@ def test_chat_sampling_defaults_and_aliases():
     body = ChatCompletionRequest(**CHAT, max_completion_tokens=7, stop="END", seed=3, ignore_eos=True,
                                  logprobs=True, top_logprobs=2, logit_bias={"5": -100})
     sampling = body.to_sampling()
-    assert sampling == {"temperature": 1.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
+    assert sampling == {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
                         "logit_bias": {"5": -100.0}, "seed": 3, "n": 1, "max_tokens": 7, "stop": ["END"],
                         "ignore_eos": True, "logprobs": True, "top_logprobs": 2}
     assert ChatCompletionRequest(**CHAT, max_tokens=4).to_sampling()["max_tokens"] == 4
     assert ChatCompletionRequest(**CHAT).to_sampling()["max_tokens"] is None  # rest of the context window
     assert ChatCompletionRequest(**CHAT, temperature=None, top_p=None, n=None).to_sampling()["temperature"] == 1.0
+    assert [ChatCompletionRequest(**CHAT, top_k=k).to_sampling()["top_k"] for k in (-1, 0, 40)] == [0, 0, 40]
 
 
 def test_chat_content_parts_and_roles_are_flattened():
@@ -68,7 +69,7 @@ def test_completion_logprobs_and_echo_map_to_sampling():
 
 CHAT_400 = [
     ({"temperature": 2.1}, "temperature"), ({"temperature": -0.1}, "temperature"),
-    ({"top_p": 0}, "top_p"), ({"top_p": 1.01}, "top_p"),
+    ({"top_p": 0}, "top_p"), ({"top_p": 1.01}, "top_p"), ({"top_k": -2}, "top_k"),
     ({"n": 0}, "n"), ({"n": 129}, "n"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"presence_penalty": 2.5}, "presence_penalty"), ({"frequency_penalty": -2.5}, "frequency_penalty"),

@@ -1,4 +1,5 @@
-"""Sampling per sequence: greedy, temperature/top_p with seeds, penalties, logit_bias, logprobs; request checks."""
+"""Sampling: greedy, temperature/top_p/top_k with seeds, penalties, logit_bias, logprobs; request checks; the same
+tokens as the earlier sampler (tests/unit/reference_sampler.py) at the same seed on fixed 128,256-wide logits."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,9 @@ import pytest
 
 from runtime.errors import ClientError
 from runtime.llm.protocol import GenerationRequest, SamplingParams
-from runtime.llm.sampling import Sampler, log_softmax, top_p_filter
+from runtime.llm.sampling import Sampler, nucleus, sample_rows
 from runtime.llm.tokenizer import check_length
+from tests.unit import reference_sampler
 
 V = 50
 LOGITS = np.linspace(-2.0, 3.0, V).astype(np.float32)  # token 49 is the best, 48 next
@@ -34,8 +36,11 @@ def test_same_seed_same_tokens_and_choices_differ():
 
 
 def test_top_p_keeps_the_smallest_nucleus():
-    probs = np.array([0.5, 0.3, 0.15, 0.05])
-    ids, kept = top_p_filter(probs, 0.75)
+    probs = np.array([0.15, 0.5, 0.05, 0.3])
+    ids, kept = nucleus(probs, 1.0, 0.75, 0)
+    assert ids.tolist() == [1, 3] and kept.tolist() == [0.5, 0.3]
+    probs = probs[[1, 3, 0, 2]]
+    ids, kept = nucleus(probs, 1.0, 0.75, 0)
     assert ids.tolist() == [0, 1] and kept.tolist() == [0.5, 0.3]
     assert set(draw(params(temperature=1.0, top_p=0.05, seed=1), 40)) == {49}
 
@@ -55,7 +60,7 @@ def test_penalties_push_away_from_repeats():
 
 def test_logprobs_are_log_softmax_with_sorted_top_entries():
     sampled = Sampler(params(temperature=0, logprobs=True, top_logprobs=3), V).sample(LOGITS)
-    expected = log_softmax(LOGITS)
+    expected = reference_sampler.log_softmax(LOGITS)
     assert sampled.token_id == 49 and sampled.logprob == pytest.approx(float(expected[49]))
     assert [t for t, _ in sampled.top] == [49, 48, 47]
     assert np.isclose(np.exp(expected).sum(), 1.0)
@@ -89,3 +94,87 @@ def test_context_checks_name_both_numbers():
         check_length(100, 2000, 2048)
     assert err.value.param == "max_tokens"
     check_length(100, 1948, 2048)
+
+
+def test_top_k_keeps_the_k_best_then_top_p():
+    assert set(draw(params(temperature=2.0, seed=5, top_k=1), 20)) == {49}
+    assert set(draw(params(temperature=2.0, seed=5, top_k=3), 200)) == {47, 48, 49}
+    assert set(draw(params(temperature=2.0, seed=5, top_k=3, top_p=0.4), 100)) == {48, 49}
+    assert len(set(draw(params(temperature=2.0, seed=5, top_k=V + 10), 300))) > 20  # k past the vocabulary: all
+    with pytest.raises(ClientError) as err:
+        params(top_k=-1)
+    assert err.value.param == "top_k"
+
+
+# -- the same tokens as the earlier sampler ------------------------------------------------------------------
+WIDE = 128256
+CONFIGS = {
+    "temperature 1": dict(temperature=1.0),
+    "temperature 0.7": dict(temperature=0.7),
+    "top_p 0.9": dict(temperature=0.8, top_p=0.9),
+    "top_p 0.5, temperature 1.3": dict(temperature=1.3, top_p=0.5),
+    "penalties": dict(temperature=1.0, presence_penalty=0.7, frequency_penalty=0.4),
+    "greedy + penalties + bias": dict(temperature=0.0, frequency_penalty=1.5, logit_bias={"7": 3.0, "9": -100}),
+    "bias + top_p + logprobs": dict(temperature=0.9, top_p=0.95, logit_bias={"11": 5.0}, logprobs=True,
+                                    top_logprobs=5),
+}
+
+
+@pytest.fixture(scope="module")
+def fixed_logits() -> np.ndarray:
+    """Six rows of next-token logits over 128,256 ids, from near-flat (std 1) to peaked (std 8), fixed by a seed."""
+    rng = np.random.default_rng(2026)
+    return (rng.standard_normal((6, WIDE)) * np.array([[1], [2], [3], [5], [6], [8]])).astype(np.float32)
+
+
+def compare(name: str, rows_of_step, exact: bool, steps: int = 12) -> None:
+    """Batched sampler vs the reference at the same seed; exact: the reference evaluated in float64."""
+    p = SamplingParams.from_json({**CONFIGS[name], "seed": 11, "n": 4}, WIDE)
+    new = [Sampler(p, WIDE, i) for i in range(p.n)]
+    ref = [reference_sampler.Sampler(p, WIDE, i) for i in range(p.n)]
+    for step in range(steps):
+        rows = rows_of_step(step, p.n)
+        got = sample_rows(rows.copy(), new)
+        want = [r.sample(row.astype(np.float64) if exact else row) for r, row in zip(ref, rows)]
+        assert [g.token_id for g in got] == [w.token_id for w in want], f"step {step}"
+        for g, w in zip(got, want):
+            assert (g.logprob is None) == (w.logprob is None)
+            if w.logprob is not None:
+                assert g.logprob == pytest.approx(w.logprob, abs=1e-4)
+                assert [t for t, _ in g.top] == [t for t, _ in w.top]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_same_tokens_as_the_reference_sampler(name, fixed_logits):
+    """Same RNG stream, same inverse-CDF pick in id order, same top_p nucleus, on flat to peaked rows: equal to the
+    earlier sampler's algorithm evaluated exactly (its float32 running sum over 128,256 terms drifts by ~1e-4)."""
+    compare(name, lambda step, n: fixed_logits[[(step + i) % len(fixed_logits) for i in range(n)]], exact=True)
+
+
+@pytest.mark.parametrize("name", ["temperature 1", "top_p 0.9", "penalties"])
+def test_same_tokens_as_the_float32_reference_on_peaked_logits(name, fixed_logits):
+    compare(name, lambda step, n: fixed_logits[[4 + (step + i) % 2 for i in range(n)]], exact=False)
+
+
+def test_flat_logits_grow_the_candidates_and_agree_with_the_reference():
+    # three tokens hold ~80% of the mass, 1000 ids far below the first threshold the rest: top_p 0.95 needs them
+    flat = np.random.default_rng(3).standard_normal((4, 1000)).astype(np.float32) * 0.1 - 7.2
+    flat[:, [5, 50, 500]] = 0.0
+    p = SamplingParams.from_json({"temperature": 1.0, "top_p": 0.95, "seed": 3, "n": 4}, 1000)
+    new, ref = [Sampler(p, 1000, i) for i in range(4)], [reference_sampler.Sampler(p, 1000, i) for i in range(4)]
+    tokens = []
+    for _ in range(30):
+        tokens += [s.token_id for s in sample_rows(flat.copy(), new)]
+        assert tokens[-4:] == [r.sample(x).token_id for r, x in zip(ref, flat)]
+    assert set(tokens) - {5, 50, 500}  # some draws came from the grown candidate set
+
+
+def test_a_row_samples_the_same_alone_or_in_a_mixed_batch(fixed_logits):
+    kinds = [dict(temperature=0), dict(temperature=1.0, seed=1), dict(temperature=0.8, top_p=0.9, seed=2),
+             dict(temperature=1.0, top_k=5, seed=3), dict(temperature=0.5, presence_penalty=1.0, seed=4)]
+    ps = [SamplingParams.from_json(k, WIDE) for k in kinds]
+    batch, alone = [Sampler(p, WIDE) for p in ps], [Sampler(p, WIDE) for p in ps]
+    for _ in range(5):
+        together = sample_rows(fixed_logits[:5].copy(), batch)
+        single = [s.sample(row) for s, row in zip(alone, fixed_logits[:5])]
+        assert [t.token_id for t in together] == [t.token_id for t in single]
