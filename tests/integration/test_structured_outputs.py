@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Annotated, Literal
 
 import httpx
 import jsonschema
 import openai
 import pytest
+from pydantic import BaseModel, Field
 
 from tests.integration.llm_helpers import MODEL
 
@@ -218,3 +220,40 @@ async def test_auto_falls_back_to_content(async_openai_client):
     text = message.content or ""
     assert message.tool_calls is None or r.choices[0].finish_reason == "tool_calls"
     assert message.tool_calls or not text.lstrip().startswith('{"name"')
+
+
+class Person(BaseModel):
+    """A person (the clients below turn this into a strict JSON schema or a function)."""
+    name: str = Field(min_length=1, max_length=8)
+    age: int = Field(ge=0, le=120)
+    color: Literal["red", "green", "blue"]
+
+
+def chat_model(adapter):
+    from langchain_openai import ChatOpenAI  # noqa: PLC0415
+    return ChatOpenAI(model=MODEL, base_url=adapter.base_url, api_key="unused", max_tokens=MAX_TOKENS, seed=5,
+                      max_retries=0)
+
+
+def test_openai_sdk_parse(openai_client):
+    r = openai_client.chat.completions.parse(model=MODEL, messages=MESSAGES, response_format=Person, seed=3,
+                                             max_tokens=MAX_TOKENS)
+    assert isinstance(r.choices[0].message.parsed, Person)
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling"])
+def test_langchain_with_structured_output(adapter, method):
+    person = chat_model(adapter).with_structured_output(Person, method=method).invoke("Describe a person.")
+    assert isinstance(person, Person)
+
+
+@pytest.mark.parametrize("tool_choice", ["add", "any"])
+def test_langchain_bind_tools(adapter, tool_choice):
+    def add(a: Annotated[int, Field(ge=-99, le=99)], b: Annotated[int, Field(ge=-99, le=99)]) -> int:
+        """Add two integers."""
+        return a + b
+
+    message = chat_model(adapter).bind_tools([add], tool_choice=tool_choice).invoke("What is 2 + 3?")
+    assert message.tool_calls and all(call["name"] == "add" for call in message.tool_calls)
+    for call in message.tool_calls:
+        assert call["id"] and set(call["args"]) == {"a", "b"} and add(**call["args"]) == sum(call["args"].values())
