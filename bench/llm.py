@@ -324,8 +324,8 @@ def structured_report(rows: list[dict], tokens: int) -> str:
     get = {(r["side"], r["c"]): r for r in rows}
     lines = [f"{STRUCTURED_HEADING}\n", f"`{BENCH_ID}`, greedy, a `json_schema` (`long_document_schema`: an object "
              "holding an array of >= tokens/6+1 objects with a bounded integer, a maxLength string, an enum and a "
-             "boolean) against the same requests without; same tokens on both sides. Mask = xgrammar's batched "
-             "bitmask fill + apply per constrained row and step, measured inside the generator.\n",
+             "boolean) against the same requests without; same tokens on both sides. Mask = xgrammar's bitmask fill + "
+             "the -inf apply per constrained row and step, measured inside the in-process generator.\n",
              "| side | c | plain tok/s | json_schema tok/s | ratio (target >= 0.9) | mask us/token |",
              "|---|---|---|---|---|---|"]
     for side in ("in-proc", "served"):
@@ -335,7 +335,7 @@ def structured_report(rows: list[dict], tokens: int) -> str:
                 ratio = constrained["tok_s"] / plain["tok_s"]
                 mask = f"{constrained['mask_us']:.0f}" if "mask_us" in constrained else "-"
                 lines.append(f"| {side} | {c} | {plain['tok_s']:.1f} | {constrained['tok_s']:.1f} | "
-                             f"{ratio:.2f} {'met' if ratio >= 0.9 else 'MISSED'} | {mask} |")
+                             f"{ratio:.3f} {'met' if ratio >= 0.9 else 'MISSED'} | {mask} |")
     return "\n".join(lines) + "\n"
 
 
@@ -401,7 +401,7 @@ def main() -> int:
             stamp = (f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python bench/llm.py --structured-only --tokens {args.tokens}`"
                      f" ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average (1 min) {load_before:.1f}"
                      f" at start, {os.getloadavg()[0]:.1f} at end)\n\n")
-            section = section.replace("\n", "\n\n" + stamp, 1)
+            section = section.replace("\n", "\n" + stamp, 1)
             args.out.write_text(replace_section(old, section))
             print(section)
             return 0

@@ -12,7 +12,6 @@ cannot stall a document on whitespace, and a real one stays on its own style.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -98,7 +97,6 @@ class GrammarEngine:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._compiler: Any = None
-        self._batch: Any = None
         self._bitmask: Any = None
         self.compiles = 0          # distinct guides compiled (the cache's misses)
         self.mask_seconds = 0.0    # time spent filling and applying masks (bench)
@@ -151,26 +149,32 @@ class GrammarEngine:
                 info = xgr.TokenizerInfo(vocab, xgr.VocabType.RAW, vocab_size=len(vocab),
                                          stop_token_ids=sorted(self._stop))
                 self._compiler = xgr.GrammarCompiler(info, max_threads=2, cache_enabled=False)
-                self._batch = xgr.BatchGrammarMatcher(max_threads=min(4, os.cpu_count() or 1))
             return self._compiler
 
     # -- masking (the scheduler thread) ---------------------------------------------------------------------
     def mask(self, logits: np.ndarray, rows: list[int], constraints: list[Constraint]) -> None:
-        """Set to -inf, in place, every logit the grammar forbids in the given rows: logits [batch, vocab]."""
+        """Set to -inf, in place, every logit the grammar forbids in the given rows: logits [batch, vocab].
+
+        One fill per row (xgrammar's BatchGrammarMatcher threads cost more than they saved on a few loaded cores)
+        into one bitmask, then one vectorized apply over all constrained rows (numpy: measured several times
+        faster than xgrammar's CPU kernel at 128k tokens)."""
         if not rows:
             return
         t0 = time.perf_counter()
-        xgr, torch = _xgrammar(), _torch()
-        bitmask = self._bitmask_for(len(logits), logits.shape[1])
-        self._batch.batch_fill_next_token_bitmask([c.matcher for c in constraints], bitmask, rows)
-        xgr.apply_token_bitmask_inplace(torch.from_numpy(logits), bitmask, vocab_size=len(self._token_bytes),
-                                        indices=rows)
+        vocab = len(self._token_bytes)
+        bitmask = self._bitmask_for(len(logits), vocab)  # [batch, ceil(vocab / 32)] int32, bit set = allowed
+        for row, constraint in zip(rows, constraints):
+            constraint.matcher.fill_next_token_bitmask(bitmask, row)
+        allowed = np.unpackbits(bitmask[rows].view(np.uint8), axis=1, count=vocab, bitorder="little").view(bool)
+        sub = logits[rows, :vocab]
+        np.putmask(sub, ~allowed, -np.inf)
+        logits[rows, :vocab] = sub
         self.mask_seconds += time.perf_counter() - t0
         self.masked_rows += len(rows)
 
-    def _bitmask_for(self, batch: int, vocab: int) -> Any:
+    def _bitmask_for(self, batch: int, vocab: int) -> np.ndarray:
         if self._bitmask is None or self._bitmask.shape[0] < batch:
-            self._bitmask = _xgrammar().allocate_token_bitmask(max(batch, 8), vocab)
+            self._bitmask = np.full((max(batch, 8), (vocab + 31) // 32), -1, np.int32)
         return self._bitmask
 
 
@@ -210,9 +214,3 @@ def _xgrammar() -> Any:
     import xgrammar  # noqa: PLC0415  (imports torch: paid by the first constrained request only)
 
     return xgrammar
-
-
-def _torch() -> Any:
-    import torch  # noqa: PLC0415
-
-    return torch
