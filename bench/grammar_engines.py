@@ -7,7 +7,8 @@ Both engines get the same token table (runtime.llm.tokenizer: raw bytes per id; 
 demo model) and the same JSON schema, and walk one valid document token by token, as the generator does: at each
 step fill the next-token bitmask, apply it to a row of logits, advance by the document's token. Reported: the
 schema's compile time and the per-token cost (median, p90, mean, microseconds) of fill + apply + advance,
-for one row and for a batch of 8 rows (each engine's batched fill), cold (first document) and warm.
+for one row and for a batch of 8 rows, cold (first document) and warm. Fills: xgrammar one matcher at a time
+(what the generator does), llguidance its parallel batched fill; the apply is the generator's (numpy) for both.
 """
 from __future__ import annotations
 
@@ -45,6 +46,13 @@ def stats(name: str, compile_s: float, per_token_us: list[float]) -> dict:
             "p90_us": float(np.percentile(per_token_us, 90)), "mean_us": statistics.fmean(per_token_us)}
 
 
+def apply_mask(logits: np.ndarray, bitmask: np.ndarray) -> None:
+    """The generator's apply (runtime.llm.grammar): -inf where the bit is 0, vectorized over the rows."""
+    vocab = logits.shape[1]
+    allowed = np.unpackbits(bitmask.view(np.uint8), axis=1, count=vocab, bitorder="little").view(bool)
+    np.putmask(logits, ~allowed, -np.inf)
+
+
 def walk(fill, apply, advance, doc: list[int], batch: int) -> list[float]:
     out = []
     for token in doc:
@@ -57,7 +65,6 @@ def walk(fill, apply, advance, doc: list[int], batch: int) -> list[float]:
 
 
 def bench_xgrammar(tok: LlamaTokenizer, doc: list[int], batch: int, reps: int) -> list[dict]:
-    import torch
     import xgrammar as xgr
 
     table = [b"" if i in tok.special_ids and i not in tok.stop_ids else t for i, t in enumerate(tok.token_bytes)]
@@ -66,14 +73,13 @@ def bench_xgrammar(tok: LlamaTokenizer, doc: list[int], batch: int, reps: int) -
     t0 = time.perf_counter()
     compiled = compiler.compile_json_schema(json.dumps(SCHEMA), any_whitespace=False)
     compile_s = time.perf_counter() - t0
-    bitmask = xgr.allocate_token_bitmask(batch, len(table))
-    logits = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, len(table))).astype(np.float32))
-    batcher, rows = xgr.BatchGrammarMatcher(max_threads=2), list(range(batch))
+    bitmask = np.full((batch, (len(table) + 31) // 32), -1, np.int32)
+    logits = np.random.default_rng(0).standard_normal((batch, len(table))).astype(np.float32)
     out = []
     for rep in range(reps):
-        matchers = [xgr.GrammarMatcher(compiled) for _ in rows]
-        per = walk(lambda: batcher.batch_fill_next_token_bitmask(matchers, bitmask, rows),
-                   lambda: xgr.apply_token_bitmask_inplace(logits, bitmask, indices=rows),
+        matchers = [xgr.GrammarMatcher(compiled) for _ in range(batch)]
+        per = walk(lambda: [m.fill_next_token_bitmask(bitmask, i) for i, m in enumerate(matchers)],  # as served
+                   lambda: apply_mask(logits, bitmask),
                    lambda t: all(m.accept_token(t) for m in matchers), doc, batch)
         out.append(stats(f"xgrammar batch={batch} {'cold' if rep == 0 else 'warm'}", compile_s, per))
     return out
@@ -99,7 +105,7 @@ def bench_llguidance(tok: LlamaTokenizer, doc: list[int], batch: int, reps: int)
         matchers = [template.deep_copy() for _ in range(batch)]
         per = walk(lambda: lnp.fill_next_token_bitmask_par(executor, [(m, i) for i, m in enumerate(matchers)],
                                                             bitmask),
-                   lambda: lnp.apply_token_bitmask_inplace(logits, bitmask),
+                   lambda: apply_mask(logits, bitmask),
                    lambda t: all(m.consume_token(t) for m in matchers), doc, batch)
         out.append(stats(f"llguidance batch={batch} {'cold' if rep == 0 else 'warm'}", compile_s, per))
     return out
