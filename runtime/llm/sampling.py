@@ -24,6 +24,7 @@ from runtime.llm.protocol import SamplingParams
 
 BAN = -100.0  # OpenAI: -100 bans the token, +100 makes it (practically) the only choice
 BLOCK = 128  # ids per block of the inverse-CDF walk
+CHUNK = 4  # rows per pass over the vocabulary (4 x 128,256 float32 = 2 MB, this machine's L2)
 FIRST_CUT = 1e-3  # first candidate threshold, relative to the best token's weight; each retry cuts 1e3x lower
 TOP_LOGPROB_NATS = 8.0  # first candidate window for top_logprobs, below the best logit; doubled on retry
 
@@ -71,17 +72,22 @@ class Sampler:
 
 @functools.singledispatch
 def sample_rows(logits, samplers: list[Sampler]) -> list[Sampled]:
+    if type(logits).__module__.startswith("torch"):  # device logits: the torch path registers itself on import
+        import runtime.llm.sampling_torch  # noqa: F401, PLC0415
+        return sample_rows(logits, samplers)
     raise TypeError(f"no sampler for logits of type {type(logits).__name__}")
 
 
 @sample_rows.register
 def _(logits: np.ndarray, samplers: list[Sampler]) -> list[Sampled]:
-    """logits [rows, vocab] float32, row i for samplers[i]; adjusted in place (the caller's fresh copy)."""
+    """logits [rows, vocab] float32, row i for samplers[i]; used in place as scratch (the caller's fresh array)."""
     for i, s in enumerate(samplers):
         s.adjust(logits[i])
-    tokens = np.empty(len(samplers), np.int64)
     greedy = [i for i, s in enumerate(samplers) if s.params.greedy]
     drawn = [i for i, s in enumerate(samplers) if not s.params.greedy]
+    # drawing turns its rows into weights in place: keep the processed logits that logprobs report
+    processed = {i: logits[i].copy() for i in drawn if samplers[i].params.logprobs}
+    tokens = np.empty(len(samplers), np.int64)
     if greedy:
         tokens[greedy] = _rows(logits, greedy).argmax(axis=1)
     if drawn:
@@ -90,7 +96,8 @@ def _(logits: np.ndarray, samplers: list[Sampler]) -> list[Sampled]:
     for i, s in enumerate(samplers):
         token = int(tokens[i])
         s.observe(token)
-        out.append(with_logprobs(token, logits[i], s.params.top_logprobs) if s.params.logprobs else Sampled(token))
+        row = processed.get(i, logits[i])
+        out.append(with_logprobs(token, row, s.params.top_logprobs) if s.params.logprobs else Sampled(token))
     return out
 
 
@@ -100,22 +107,27 @@ def _rows(x: np.ndarray, idx: list[int]) -> np.ndarray:
 
 # -- drawing -----------------------------------------------------------------------------------------------
 def draw_tokens(x: np.ndarray, samplers: list[Sampler]) -> np.ndarray:
-    """x [rows, vocab] processed logits -> one token per row, each from its own RNG."""
+    """x [rows, vocab] processed logits (overwritten with weights) -> one token per row, each from its own RNG."""
     temperature = np.array([s.params.temperature for s in samplers], np.float32)[:, None]  # [rows, 1]
-    w = x - x.max(axis=1, keepdims=True)  # [rows, vocab], max 0
-    if (temperature != 1.0).any():
-        np.divide(w, temperature, out=w)
-    np.exp(w, out=w)  # unnormalized probabilities, the best token's is 1
-    blocks = block_sums(w)  # [rows, vocab / BLOCK]
+    scale = (temperature != 1.0).any()
+    w, blocks = x, np.empty((len(x), -(-x.shape[1] // BLOCK)), np.float32)  # [rows, vocab / BLOCK]
+    for a in range(0, len(x), CHUNK):  # a few rows at a time: each pass finds them still in cache
+        c = x[a:a + CHUNK]
+        np.subtract(c, c.max(axis=1, keepdims=True), out=c)  # in place: no 16 MB allocation per step
+        if scale:
+            np.divide(c, temperature[a:a + CHUNK], out=c)
+        np.exp(c, out=c)  # unnormalized probabilities, the best token's is 1
+        blocks[a:a + CHUNK] = block_sums(c)
+    prefix = np.cumsum(blocks, axis=1, dtype=np.float64)  # [rows, blocks]
     tokens = np.empty(len(samplers), np.int64)
     for i, s in enumerate(samplers):
         p = s.params
         top_k = p.top_k if p.top_k < w.shape[1] else 0
         if p.top_p < 1.0 or top_k:
-            ids, kept = nucleus(w[i], blocks[i].sum(dtype=np.float64), p.top_p, top_k)
+            ids, kept = nucleus(w[i], prefix[i, -1], p.top_p, top_k)
             tokens[i] = ids[pick(kept, s.rng.random() * kept.sum(dtype=np.float64))]
         else:
-            tokens[i] = pick_in_blocks(w[i], blocks[i], s.rng.random())
+            tokens[i] = pick_in_blocks(w[i], prefix[i], s.rng.random())
     return tokens
 
 
@@ -132,11 +144,11 @@ def pick(weights: np.ndarray, u: float) -> int:
     return min(int(np.searchsorted(np.cumsum(weights, dtype=np.float64), u, side="right")), len(weights) - 1)
 
 
-def pick_in_blocks(w: np.ndarray, blocks: np.ndarray, r: float) -> int:
-    """Inverse CDF over the whole row in id order, walking block sums first: one block's cumsum, not the row's."""
-    prefix = np.cumsum(blocks, dtype=np.float64)
+def pick_in_blocks(w: np.ndarray, prefix: np.ndarray, r: float) -> int:
+    """Inverse CDF over the whole row in id order through the blocks' running sums: one block's cumsum, not the
+    row's."""
     u = r * prefix[-1]
-    b = min(int(np.searchsorted(prefix, u, side="right")), len(blocks) - 1)
+    b = min(int(np.searchsorted(prefix, u, side="right")), len(prefix) - 1)
     start = prefix[b - 1] if b else 0.0
     return b * BLOCK + pick(w[b * BLOCK:(b + 1) * BLOCK], u - start)
 
