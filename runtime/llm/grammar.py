@@ -11,6 +11,7 @@ cannot stall a document on whitespace, and a real one stays on its own style.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -165,10 +166,7 @@ class GrammarEngine:
         bitmask = self._bitmask_for(len(logits), vocab)  # [batch, ceil(vocab / 32)] int32, bit set = allowed
         for row, constraint in zip(rows, constraints):
             constraint.matcher.fill_next_token_bitmask(bitmask, row)
-        allowed = np.unpackbits(bitmask[rows].view(np.uint8), axis=1, count=vocab, bitorder="little").view(bool)
-        sub = logits[rows, :vocab]
-        np.putmask(sub, ~allowed, -np.inf)
-        logits[rows, :vocab] = sub
+        apply_bitmask(logits, bitmask, rows, vocab)
         self.mask_seconds += time.perf_counter() - t0
         self.masked_rows += len(rows)
 
@@ -176,6 +174,21 @@ class GrammarEngine:
         if self._bitmask is None or self._bitmask.shape[0] < batch:
             self._bitmask = np.full((max(batch, 8), (vocab + 31) // 32), -1, np.int32)
         return self._bitmask
+
+
+@functools.singledispatch
+def apply_bitmask(logits: Any, bitmask: np.ndarray, rows: list[int], vocab: int) -> None:
+    """Device logits (torch tensors, the GPU sampling path): xgrammar's kernel where the logits live."""
+    mask = _torch().from_numpy(bitmask).to(logits.device, non_blocking=True)
+    _xgrammar().apply_token_bitmask_inplace(logits, mask, vocab_size=vocab, indices=rows)
+
+
+@apply_bitmask.register
+def _(logits: np.ndarray, bitmask: np.ndarray, rows: list[int], vocab: int) -> None:
+    allowed = np.unpackbits(bitmask[rows].view(np.uint8), axis=1, count=vocab, bitorder="little").view(bool)
+    sub = logits[rows, :vocab]
+    np.putmask(sub, ~allowed, -np.inf)
+    logits[rows, :vocab] = sub
 
 
 def tool_call_tag(guide: Guide) -> Any:
@@ -208,6 +221,12 @@ def check_schema(schema: Any, where: str, param: str) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:500]
+
+
+def _torch() -> Any:
+    import torch  # noqa: PLC0415
+
+    return torch
 
 
 def _xgrammar() -> Any:

@@ -84,6 +84,16 @@ def test_no_raw_control_characters_in_bounded_strings(engine):
     assert b"a" in allowed and not allowed & {b"\x14", b"\n", b"a\tb"}
 
 
+def test_device_logits_get_the_same_mask(engine):
+    import torch  # noqa: PLC0415  (the GPU sampling path hands torch tensors; here on the CPU)
+    compiled = engine.compile(Guide("json_schema", schema=SCHEMA))
+    logits = np.random.default_rng(1).standard_normal((4, V)).astype(np.float32)
+    tensor = torch.from_numpy(logits.copy())
+    engine.mask(logits, [0, 2], [engine.constraint(compiled), engine.constraint(compiled)])
+    engine.mask(tensor, [0, 2], [engine.constraint(compiled), engine.constraint(compiled)])
+    assert np.array_equal(tensor.numpy(), logits)
+
+
 class NoiseEngine(EngineSession):
     """Random logits: whatever comes out valid is the grammar's doing."""
 
