@@ -121,7 +121,7 @@ class Scheduler:
             self._accept(job, choice, sampled)
 
     def _constrain(self, logits, choices: list[Choice]) -> None:
-        """Grammar masks for the constrained rows, in one batched call; unconstrained rows are not touched."""
+        """Grammar masks for the constrained rows (one bitmask, one apply); unconstrained rows are not touched."""
         rows = [i for i, c in enumerate(choices) if c.constraint is not None]
         if rows:
             self.grammar.mask(logits, rows, [choices[i].constraint for i in rows])
