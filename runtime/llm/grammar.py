@@ -4,8 +4,8 @@ token-level grammar; the scheduler masks the logits of every constrained row of 
 Why xgrammar (bench/grammar_engines.py, bench/results/llm.md): at Llama-3's 128,256-token vocabulary its
 per-token mask cost a lower median than llguidance's at one row and at eight, and a much lower tail at one row
 (llguidance spiked to milliseconds at structural positions); it builds from our raw token-byte table.
-Compilation (~0.1 s for a schema) happens once
-per distinct guide (an LRU keyed by the guide's canonical JSON), in the request's thread, never in the loop.
+Compilation (0.1-0.3 s for a typical schema, seconds for large minItems) happens once per distinct guide (an
+LRU keyed by the guide's canonical JSON), in the request's thread, never in the decode loop.
 
 Outputs use the separators real Llama models write (", " and ": "), no free whitespace: a random-weights model
 cannot stall a document on whitespace, and a real one stays on its own style.
