@@ -121,7 +121,7 @@ def token_gaps(start: float, times: list[tuple[float, int]]) -> tuple[float, lis
     return times[0][0] - start, gaps
 
 
-def bench_inproc(version_dir: Path, chats: list[tuple[str, int]], c: int) -> dict:
+def bench_inproc(version_dir: Path, chats: list[tuple[str, int]], c: int, guide: dict | None = None) -> dict:
     from builders.triton_config import get_parameters, load_config  # noqa: PLC0415
     from runtime.llm.generator import Generator  # noqa: PLC0415
     from runtime.llm.protocol import GeneratorConfig  # noqa: PLC0415
@@ -134,7 +134,7 @@ def bench_inproc(version_dir: Path, chats: list[tuple[str, int]], c: int) -> dic
     for text, max_tokens in chats:
         sink = TimedSink()
         t0 = time.perf_counter()
-        jobs.append(gen.make_job(_body(text, max_tokens), sink))
+        jobs.append(gen.make_job(_body(text, max_tokens, guide), sink))
         made[id(jobs[-1])] = time.perf_counter() - t0  # the generator's parse + template + tokenize, done ahead
         sinks.append(sink)
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -157,16 +157,21 @@ def bench_inproc(version_dir: Path, chats: list[tuple[str, int]], c: int) -> dic
         first, gaps = token_gaps(starts[id(job)], sink.times)
         ttft.append(first + made[id(job)])  # TTFT counts the request's parsing as the served generator does
         itl += gaps
-    return row("in-proc", c, sum(j.completion_tokens for j in jobs), wall, ttft, itl, cpu)
+    out = row("in-proc", c, sum(j.completion_tokens for j in jobs), wall, ttft, itl, cpu)
+    if guide:  # the grammar's share: batched mask fill + apply, per constrained row and step
+        out["mask_us"] = 1e6 * gen.grammar.mask_seconds / max(gen.grammar.masked_rows, 1)
+        gen.grammar.mask_seconds, gen.grammar.masked_rows = 0.0, 0
+    return out
 
 
 _generators: dict = {}
 _hf: dict = {}
 
 
-def _body(text: str, max_tokens: int) -> str:
+def _body(text: str, max_tokens: int, guide: dict | None = None) -> str:
     return json.dumps({"messages": [{"role": "user", "content": text}],
-                       "sampling": {"temperature": 0, "max_tokens": max_tokens, "ignore_eos": True}})
+                       "sampling": {"temperature": 0, "max_tokens": max_tokens, "ignore_eos": True},
+                       **({"guide": guide} if guide else {})})
 
 
 # -- Hugging Face generate ----------------------------------------------------------------------------------
@@ -205,12 +210,13 @@ def bench_hf(ckpt: Path, chats: list[tuple[str, int]], c: int, max_tokens: int) 
 
 
 # -- served through the adapter ---------------------------------------------------------------------------
-async def _one(session, url: str, model: str, chat: tuple[str, int], stream: bool) -> tuple[int, float, list]:
+async def _one(session, url: str, model: str, chat: tuple[str, int], stream: bool,
+               extra: dict | None = None) -> tuple[int, float, list]:
     import orjson  # noqa: PLC0415
 
     text, max_tokens = chat
     body = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
-            "temperature": 0, "ignore_eos": True, "stream": stream}
+            "temperature": 0, "ignore_eos": True, "stream": stream, **(extra or {})}
     if stream:
         body["stream_options"] = {"include_usage": True}
     start = time.perf_counter()
@@ -232,7 +238,8 @@ async def _one(session, url: str, model: str, chat: tuple[str, int], stream: boo
     return tokens, (times[0] - start) if times else float("nan"), gaps
 
 
-async def _served(base: str, model: str, chats: list[tuple[str, int]], c: int, stream: bool) -> dict:
+async def _served(base: str, model: str, chats: list[tuple[str, int]], c: int, stream: bool,
+                  extra: dict | None = None) -> dict:
     """c closed-loop clients on aiohttp + orjson: at c=128 on 2 cores an httpx client measured ~3x below aiperf
     on the same server, the client being the bottleneck."""
     import aiohttp  # noqa: PLC0415
@@ -245,7 +252,7 @@ async def _served(base: str, model: str, chats: list[tuple[str, int]], c: int, s
 
         async def worker():
             while queue:
-                results.append(await _one(session, "/v1/chat/completions", model, queue.pop(0), stream))
+                results.append(await _one(session, "/v1/chat/completions", model, queue.pop(0), stream, extra))
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(c)))
@@ -293,9 +300,78 @@ def merge(side: str, c: int, rows: list[dict]) -> dict:
     cpu = sum(r["cpu_s"] for r in rows)
     out = {"side": side, "c": c, "tok_s": tokens / wall, "tokens": tokens, "wall": wall, "cpu_s": cpu,
            "cpu_us_tok": 1e6 * cpu / tokens}
-    for key in ("ttft_p50", "ttft_p99", "itl_p50", "itl_p99"):
-        out[key] = statistics.fmean(r[key] for r in rows)
+    for key in ("ttft_p50", "ttft_p99", "itl_p50", "itl_p99", "mask_us"):
+        if key in rows[0]:
+            out[key] = statistics.fmean(r[key] for r in rows)
     return out
+
+
+# -- structured outputs (json_schema) against the same requests without ----------------------------------------
+STRUCTURED_CONCURRENCY = (1, 8)
+STRUCTURED_HEADING = "## Structured outputs"
+
+
+def long_document_schema(tokens: int) -> dict:
+    """Every document is longer than 3*tokens/2 tokens (minItems; an item is >= 12 tokens), so the constrained side
+    makes exactly max_tokens tokens like the plain side (which ignores EOS): same work, only the grammar differs."""
+    item = {"type": "object", "properties": {
+        "id": {"type": "integer", "minimum": 0, "maximum": 9999}, "name": {"type": "string", "maxLength": 12},
+        "kind": {"enum": ["book", "pen", "lamp"]}, "ok": {"type": "boolean"}},
+        "required": ["id", "name", "kind", "ok"], "additionalProperties": False}
+    return {"type": "object", "properties": {"rows": {"type": "array", "items": item, "minItems": tokens // 6 + 1}},
+            "required": ["rows"], "additionalProperties": False}
+
+
+def structured_rows(adapter_url: str, version_dir: Path, tokens: int, concurrency=STRUCTURED_CONCURRENCY) -> list[dict]:
+    schema = long_document_schema(tokens)
+    guide = {"type": "json_schema", "schema": schema}
+    extra = {"response_format": {"type": "json_schema", "json_schema": {"name": "rows", "schema": schema}}}
+    inproc = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    inproc.submit(bench_inproc, version_dir, prompts(2, 4), 1, guide).result()  # warm-up: imports, compile
+    asyncio.run(_served(adapter_url, BENCH_ID, prompts(2, 4), 1, False, extra))
+    rows = []
+    for c in concurrency:
+        chats = prompts(4 * c, tokens, seed=100 + c)
+        runs = {
+            "in-proc": lambda part: inproc.submit(bench_inproc, version_dir, part, c).result(),
+            "in-proc json_schema": lambda part: inproc.submit(bench_inproc, version_dir, part, c, guide).result(),
+            "served": lambda part: asyncio.run(_served(adapter_url, BENCH_ID, part, c, False)),
+            "served json_schema": lambda part: asyncio.run(_served(adapter_url, BENCH_ID, part, c, False, extra)),
+        }
+        for r in interleaved(runs, chats, c):
+            r["model"] = BENCH_ID
+            print(json.dumps(r), flush=True)
+            rows.append(r)
+    inproc.shutdown()
+    return rows
+
+
+def structured_report(rows: list[dict], tokens: int) -> str:
+    get = {(r["side"], r["c"]): r for r in rows}
+    lines = [f"{STRUCTURED_HEADING}\n", f"`{BENCH_ID}`, greedy, a `json_schema` (`long_document_schema`: an object "
+             "holding an array of >= tokens/6+1 objects with a bounded integer, a maxLength string, an enum and a "
+             "boolean) against the same requests without; same tokens on both sides. Mask = xgrammar's bitmask fill + "
+             "the -inf apply per constrained row and step, measured inside the in-process generator.\n",
+             "| side | c | plain tok/s | json_schema tok/s | ratio (target >= 0.9) | mask us/token |",
+             "|---|---|---|---|---|---|"]
+    for side in ("in-proc", "served"):
+        for c in sorted({r["c"] for r in rows}):
+            plain, constrained = get.get((side, c)), get.get((f"{side} json_schema", c))
+            if plain and constrained:
+                ratio = constrained["tok_s"] / plain["tok_s"]
+                mask = f"{constrained['mask_us']:.0f}" if "mask_us" in constrained else "-"
+                lines.append(f"| {side} | {c} | {plain['tok_s']:.1f} | {constrained['tok_s']:.1f} | "
+                             f"{ratio:.3f} {'met' if ratio >= 0.9 else 'MISSED'} | {mask} |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(text: str, section: str) -> str:
+    """`text` with its structured-outputs section replaced by `section` (appended when absent)."""
+    start = text.find(STRUCTURED_HEADING)
+    if start < 0:
+        return text.rstrip("\n") + "\n\n" + section
+    end = text.find("\n## ", start + 1)
+    return text[:start] + section + (text[end + 1:] if end >= 0 else "")
 
 
 # -- the run ----------------------------------------------------------------------------------------------
@@ -363,6 +439,8 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=[BENCH_ID, DEMO_ID], choices=[BENCH_ID, DEMO_ID])
     parser.add_argument("--hf-tokens", type=int, default=16, help="new tokens per HF generate call")
     parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--structured-only", action="store_true",
+                        help="only the structured-outputs rows (c=1, 8); rewrites that section of --out")
     args = parser.parse_args()
 
     from launcher.stack import Stack  # noqa: PLC0415
@@ -376,6 +454,16 @@ def main() -> int:
     with Stack(repo, logs) as stack:
         adapter = stack.adapter
         groups = (stack.triton.proc.pid, stack.adapter.proc.pid)  # each leads its process group
+        if args.structured_only:
+            section = structured_report(structured_rows(adapter.url, repo / BENCH_ID / "1", args.tokens), args.tokens)
+            old = args.out.read_text() if args.out.exists() else "# LLM benchmark\n"
+            stamp = (f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python bench/llm.py --structured-only --tokens {args.tokens}`"
+                     f" ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average (1 min) {load_before:.1f}"
+                     f" at start, {os.getloadavg()[0]:.1f} at end)\n\n")
+            section = section.replace("\n", "\n" + stamp, 1)
+            args.out.write_text(replace_section(old, section))
+            print(section)
+            return 0
         steps = engine_steps(repo / BENCH_ID / "1" / "model.onnx")
         print(json.dumps(steps), flush=True)
         for model in args.models:
@@ -403,6 +491,7 @@ def main() -> int:
                 rows += sides
             inproc.shutdown()
             _hf.clear()
+        structured = structured_report(structured_rows(adapter.url, repo / BENCH_ID / "1", args.tokens), args.tokens)
     elapsed = time.perf_counter() - t0
     load = f"load average (1 min) {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end, {os.cpu_count()} CPUs"
     report = (f"# LLM benchmark\n\nCommand: `HF_HUB_OFFLINE=1 .venv/bin/python bench/llm.py "
@@ -411,7 +500,8 @@ def main() -> int:
               f"per output token; in-proc rows, the engine loop's own process.\n\n"
               f"Checks (throughput ratios; TTFT differences in ms; CPU in us per token):\n{ratios(rows)}\n\n"
               f"Raw ORT decode step of {BENCH_ID} (64 cached tokens, no scheduler):\n"
-              + "".join(f"- batch {r['batch']}: {r['step_ms']:.1f} ms/step, {r['tok_s']:.0f} tok/s\n" for r in steps))
+              + "".join(f"- batch {r['batch']}: {r['step_ms']:.1f} ms/step, {r['tok_s']:.0f} tok/s\n" for r in steps)
+              + "\n" + structured)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report + f"\n```\n{ratios_line(rows)}\n```\n")
     print(report)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationInfo, field_validator, model_serializer
+import json
+
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
+                      model_serializer, model_validator)
 
 from adapter.protocol import OpenAIRequest
 
 MAX_STOP = 4
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
 
 
@@ -28,18 +31,101 @@ class TextContentPart(BaseModel):
     text: str
 
 
+# ---- tools and structured outputs -------------------------------------------------------------------------
+
+class FunctionDefinition(BaseModel):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # JSON Schema of the arguments; absent = no arguments
+    strict: bool | None = None                # always enforced by the grammar under required / named choice
+
+
+class ChatTool(BaseModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class _FunctionName(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: _FunctionName
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class ToolCallFunction(BaseModel):
+    name: str
+    arguments: str  # JSON text
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
+class JsonSchemaSpec(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None  # the grammar enforces the schema either way
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpec | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> "ResponseFormat":
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("`json_schema` is required when type is json_schema")
+        return self
+
+    def guide(self) -> dict[str, Any] | None:
+        """The generator's guide (runtime.llm.grammar.Guide) for this format; None for free text."""
+        if self.type == "json_object":
+            return {"type": "json_object"}
+        if self.type == "json_schema":
+            return {"type": "json_schema", "schema": self.json_schema.schema_ or {"type": "object"}}
+        return None
+
+
 class ChatMessage(BaseModel):
-    # "developer" is OpenAI's newer name for "system"; tool messages come with tool calling (later).
-    role: Literal["system", "developer", "user", "assistant"]
+    # "developer" is OpenAI's newer name for "system".
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # assistant turns that called tools
+    tool_call_id: str | None = None           # tool turns: which call this result answers
 
-    def flat(self) -> dict[str, str]:
-        """{"role", "content"} with content as one string, as the generator's chat template expects."""
+    @model_validator(mode="after")
+    def _tool_fields(self) -> "ChatMessage":
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("messages with role 'tool' must have a `tool_call_id`")
+        for call in self.tool_calls or ():
+            try:
+                json.loads(call.function.arguments)
+            except ValueError as exc:
+                raise ValueError(f"tool call {call.id}: `function.arguments` is not JSON: {exc}") from exc
+        return self
+
+    def flat(self) -> dict[str, Any]:
+        """The message as chat templates take it: content as one string, tool-call arguments as objects."""
         content = self.content or ""
         if isinstance(content, list):
             content = "\n".join(part.text for part in content)  # vLLM joins text parts the same way
-        return {"role": "system" if self.role == "developer" else self.role, "content": content}
+        out: dict[str, Any] = {"role": "system" if self.role == "developer" else self.role, "content": content}
+        if self.tool_calls:
+            out["tool_calls"] = [{"id": c.id, "type": "function", "function": {
+                "name": c.function.name, "arguments": json.loads(c.function.arguments)}} for c in self.tool_calls]
+        if self.tool_call_id:
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 class _SamplingRequest(OpenAIRequest):
@@ -114,12 +200,16 @@ class ChatCompletionRequest(_SamplingRequest):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     max_tokens: int | None = Field(default=None, ge=1)  # deprecated by OpenAI in favour of max_completion_tokens
     n: int | None = Field(default=1, ge=1, le=128)
+    parallel_tool_calls: bool | None = True
     presence_penalty: Penalty | None = 0.0
+    response_format: ResponseFormat | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=1.0, ge=0.0, le=2.0)
+    tools: list[ChatTool] | None = None  # before tool_choice, whose check reads it
+    tool_choice: ToolChoice | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     top_p: float | None = Field(default=1.0, gt=0.0, le=1.0)
     user: str | None = None
@@ -134,6 +224,41 @@ class ChatCompletionRequest(_SamplingRequest):
             raise ValueError("`logprobs` must be true when `top_logprobs` is used")
         return top
 
+    @field_validator("tool_choice")
+    @classmethod
+    def _choice_fits_tools(cls, choice: ToolChoice | None, info: ValidationInfo) -> ToolChoice | None:
+        names = {t.function.name for t in info.data.get("tools") or ()}
+        forced = choice == "required" or isinstance(choice, NamedToolChoice)
+        if forced and not names:
+            raise ValueError("`tool_choice` requires `tools`")
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"`tool_choice` names function {choice.function.name!r}, which is not in `tools`")
+        fmt = info.data.get("response_format")
+        if forced and fmt is not None and fmt.type != "text":
+            raise ValueError("a required or named `tool_choice` cannot be combined with a JSON `response_format`")
+        return choice
+
+    @property
+    def parses_tool_calls(self) -> bool:
+        """Whether the output is read as tool calls (tools given and tool_choice not none)."""
+        return bool(self.tools) and self.tool_choice != "none"
+
+    @property
+    def forced_tools(self) -> list[ChatTool] | None:
+        """The functions the grammar must call (required: any of them; named: that one); None otherwise."""
+        choice, tools = self.tool_choice, self.tools or []
+        if isinstance(choice, NamedToolChoice):
+            return [t for t in tools if t.function.name == choice.function.name]
+        return tools if choice == "required" else None
+
+    def guide(self) -> dict[str, Any] | None:
+        forced = self.forced_tools
+        if forced is not None:
+            named = isinstance(self.tool_choice, NamedToolChoice)
+            return {"type": "tool_calls", "parallel": bool(self.parallel_tool_calls) and not named,
+                    "tools": [{"name": t.function.name, "parameters": t.function.parameters} for t in forced]}
+        return self.response_format.guide() if self.response_format else None
+
     @property
     def max_tokens_param(self) -> str:
         return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"
@@ -147,8 +272,14 @@ class ChatCompletionRequest(_SamplingRequest):
                 "logprobs": bool(self.logprobs), "top_logprobs": self.top_logprobs or 0}
 
     def triton_payload(self) -> dict[str, Any]:
-        return {"messages": [m.flat() for m in self.messages], "sampling": self.to_sampling(),
-                "stream": bool(self.stream)}
+        payload: dict[str, Any] = {"messages": [m.flat() for m in self.messages], "sampling": self.to_sampling(),
+                                   "stream": bool(self.stream)}
+        if self.parses_tool_calls:  # rendered into the prompt by the model's chat template
+            payload["tools"] = [t.model_dump(exclude_none=True) for t in self.tools]
+        guide = self.guide()
+        if guide:
+            payload["guide"] = guide
+        return payload
 
 
 def _prompt_form(prompt: Any) -> str | list[str] | list[int] | list[list[int]]:
@@ -177,6 +308,7 @@ class CompletionRequest(_SamplingRequest):
     max_tokens: int | None = Field(default=None, ge=1)  # OpenAI's default is 16; ours is the rest of the context
     n: int | None = Field(default=1, ge=1, le=128)
     presence_penalty: Penalty | None = 0.0
+    response_format: ResponseFormat | None = None  # extension (as on chat): JSON output enforced by a grammar
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool | None = False
@@ -218,7 +350,8 @@ class CompletionRequest(_SamplingRequest):
 
     def triton_payloads(self) -> list[dict[str, Any]]:
         sampling, echo = self.to_sampling(), bool(self.echo)
-        return [{**prompt, "sampling": sampling, "echo": echo, "stream": bool(self.stream)}
+        guide = {"guide": self.response_format.guide()} if self.response_format and self.response_format.guide() else {}
+        return [{**prompt, "sampling": sampling, "echo": echo, "stream": bool(self.stream), **guide}
                 for prompt in self.prompts()]
 
 
@@ -253,6 +386,7 @@ class ChatResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=lambda v: not v)
 
 
 class ChatChoice(BaseModel):
@@ -272,13 +406,29 @@ class ChatCompletionResponse(BaseModel):
     usage: Usage
 
 
+class ToolCallDelta(BaseModel):
+    """A streamed piece of a tool call: index, id, type and function.name first, then argument fragments."""
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+    @model_serializer
+    def _openai_shape(self) -> dict[str, Any]:
+        function = {"name": self.name, "arguments": self.arguments} if self.id else {"arguments": self.arguments}
+        head = {"id": self.id, "type": "function"} if self.id else {}
+        return {"index": self.index, **head, "function": function}
+
+
 class ChatDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
     @model_serializer
     def _only_set(self) -> dict[str, Any]:  # deltas carry only what changed: {"content": "x"}, {}
-        return {k: v for k, v in (("role", self.role), ("content", self.content)) if v is not None}
+        return {k: v for k, v in (("role", self.role), ("content", self.content), ("tool_calls", self.tool_calls))
+                if v is not None}
 
 
 class ChatChunkChoice(BaseModel):

@@ -8,7 +8,9 @@ from typing import Any
 
 from adapter.llm.generation import Generation
 from adapter.llm.protocol import (ChatChoice, ChatCompletionResponse, ChatLogprobs, ChatResponseMessage,
-                                  CompletionChoice, CompletionLogprobs, CompletionResponse, TokenLogprob, Usage)
+                                  CompletionChoice, CompletionLogprobs, CompletionResponse, TokenLogprob, ToolCall,
+                                  ToolCallFunction, Usage)
+from adapter.llm.tool_calls import new_call_id, parse_tool_calls
 
 
 @dataclass(frozen=True)
@@ -62,14 +64,25 @@ async def _collect(generation: Generation, want_logprobs: bool) -> list[_Choice]
     return choices
 
 
-async def chat_response(generation: Generation, meta: ResponseMeta, logprobs: bool) -> ChatCompletionResponse:
-    choices = await _collect(generation, logprobs)
-    return ChatCompletionResponse(
-        id=meta.id, created=meta.created, model=meta.model,
-        choices=[ChatChoice(index=i, finish_reason=c.finish_reason,
-                            message=ChatResponseMessage(content="".join(c.text)), logprobs=chat_logprobs(c.logprobs))
-                 for i, c in enumerate(choices)],
-        usage=usage_of(generation.prompt_tokens, generation.completion_tokens))
+def chat_message(text: str, finish_reason: str, tools: bool) -> tuple[ChatResponseMessage, str]:
+    """The assistant message (tool calls when tools were offered and the text is calls) and its finish_reason."""
+    calls = parse_tool_calls(text) if tools else None
+    if not calls:
+        return ChatResponseMessage(content=text), finish_reason
+    tool_calls = [ToolCall(id=new_call_id(), function=ToolCallFunction(name=c.name, arguments=c.arguments))
+                  for c in calls]
+    return ChatResponseMessage(tool_calls=tool_calls), "tool_calls" if finish_reason == "stop" else finish_reason
+
+
+async def chat_response(generation: Generation, meta: ResponseMeta, logprobs: bool,
+                        tools: bool = False) -> ChatCompletionResponse:
+    out = []
+    for i, c in enumerate(await _collect(generation, logprobs)):
+        message, finish_reason = chat_message("".join(c.text), c.finish_reason, tools)
+        out.append(ChatChoice(index=i, finish_reason=finish_reason, message=message,
+                              logprobs=chat_logprobs(c.logprobs)))
+    return ChatCompletionResponse(id=meta.id, created=meta.created, model=meta.model, choices=out,
+                                  usage=usage_of(generation.prompt_tokens, generation.completion_tokens))
 
 
 async def completion_response(generation: Generation, meta: ResponseMeta, logprobs: bool) -> CompletionResponse:

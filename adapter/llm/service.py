@@ -43,8 +43,9 @@ async def create_chat_completion(body: ChatCompletionRequest, triton: TritonClie
     generation = Generation(triton, model.id, [payload], payload["sampling"]["n"], _trace_id(meta))
     await generation.start()  # caller errors (prompt too long, ...) become a 400 before any byte is sent
     if body.stream:
-        return SSEResponse(chat_chunks(generation, meta, _stream_usage(body)), generation.close)
-    return _json(await chat_response(generation, meta, bool(body.logprobs)))
+        return SSEResponse(chat_chunks(generation, meta, _stream_usage(body), body.parses_tool_calls),
+                           generation.close)
+    return _json(await chat_response(generation, meta, bool(body.logprobs), body.parses_tool_calls))
 
 
 async def create_completion(body: CompletionRequest, triton: TritonClient, registry: ModelRegistry) -> Response:

@@ -10,9 +10,10 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from adapter.errors import OpenAIError, internal_error
-from adapter.llm.generation import Generation, Step
-from adapter.llm.protocol import Usage
+from adapter.llm.generation import ChoiceDelta, Generation, Step
+from adapter.llm.protocol import ChatDelta, ToolCallDelta, Usage
 from adapter.llm.responses import ResponseMeta, legacy_logprobs, usage_of
+from adapter.llm.tool_calls import ToolCallStream
 
 log = logging.getLogger("adapter.llm.sse")
 
@@ -92,18 +93,47 @@ class _Usage:
         return [usage_of(g.prompt_tokens, g.completion_tokens)] if self.options.include else []
 
 
-def chat_chunks(generation: Generation, meta: ResponseMeta, options: StreamUsage) -> AsyncIterator[bytes]:
-    """Role first, then content deltas, then each choice's finish_reason in a chunk of its own."""
+class _ToolDeltas:
+    """With tools offered, each choice's text goes through a ToolCallStream: content, or tool-call deltas."""
+
+    def __init__(self, num_choices: int):
+        self.streams = [ToolCallStream() for _ in range(num_choices)]
+
+    def split(self, d: ChoiceDelta) -> tuple[dict | None, str | None]:
+        """This step's delta of choice d in the chunk shape (None: nothing to send) and its finish_reason."""
+        stream = self.streams[d.index]
+        content, calls = stream.feed(d.text)
+        finish_reason = d.finish_reason
+        if finish_reason:
+            tail, _, finish_reason = stream.finish(finish_reason)
+            content += tail
+        tool_calls = [ToolCallDelta(index=c.index, id=c.id, name=c.name, arguments=c.arguments) for c in calls]
+        if not (content or tool_calls or d.logprobs):
+            return None, finish_reason
+        return ChatDelta(content=content if content or not tool_calls else None,
+                         tool_calls=tool_calls or None).model_dump(), finish_reason
+
+
+def chat_chunks(generation: Generation, meta: ResponseMeta, options: StreamUsage,
+                tools: bool = False) -> AsyncIterator[bytes]:
+    """Role first, then content (or tool-call) deltas, then each choice's finish_reason in a chunk of its own."""
     usage = _Usage(generation, options)
     frames = Frames(meta, "chat.completion.chunk", options)
+    tool_deltas = _ToolDeltas(generation.num_choices) if tools else None
+
+    def split(d: ChoiceDelta) -> tuple[dict | None, str | None]:
+        if tool_deltas is not None:
+            return tool_deltas.split(d)
+        return ({"content": d.text} if d.text or d.logprobs else None), d.finish_reason
 
     def step_chunks(step: Step) -> bytes:
         step_usage = usage.now(step)
-        content = [{"index": d.index, "delta": {"content": d.text},
+        parts = [(d, *split(d)) for d in step.choices]
+        content = [{"index": d.index, "delta": delta,
                     "logprobs": None if d.logprobs is None else {"content": d.logprobs, "refusal": None},
-                    "finish_reason": None} for d in step.choices if d.text or d.logprobs]
-        finished = [{"index": d.index, "delta": {}, "logprobs": None, "finish_reason": d.finish_reason}
-                    for d in step.choices if d.finish_reason]
+                    "finish_reason": None} for d, delta, _ in parts if delta is not None]
+        finished = [{"index": d.index, "delta": {}, "logprobs": None, "finish_reason": reason}
+                    for d, _, reason in parts if reason]
         return b"".join(frames.frame(choices, step_usage) for choices in (content, finished) if choices)
 
     def role_chunk(first: Step) -> bytes:  # sent with the first tokens; its usage counts only the prompt

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from runtime.errors import ClientError
 from runtime.llm.engines import build_engine
+from runtime.llm.grammar import GrammarEngine, Guide
 from runtime.llm.protocol import GenerationRequest, GeneratorConfig
 from runtime.llm.sequence import Job, ResponseSink
 from runtime.llm.session import EngineSession
@@ -21,6 +22,12 @@ class Generator:
         # Our Scheduler over an ORT session, or TensorRT-LLM's own in-flight batcher: both take Jobs.
         self.scheduler = build_engine(Path(model_dir), config, self.tokenizer, session, target, device_id)
         self.vocab = self.scheduler.vocab
+        # Structured outputs: our scheduler masks constrained rows before sampling; an engine without a
+        # `grammar` slot (TensorRT-LLM) refuses guided requests in make_job.
+        self.grammar = None
+        if hasattr(self.scheduler, "grammar"):
+            self.grammar = GrammarEngine(self.vocab.token_bytes, self.vocab.special_ids, self.vocab.stop_ids)
+            self.scheduler.grammar = self.grammar
 
     def start(self) -> None:
         self.scheduler.start()
@@ -36,7 +43,16 @@ class Generator:
             raise ClientError(f"n={request.sampling.n} is more than this model decodes at once "
                               f"({self.config.max_batch_size})", "n")
         prompt = self.tokenizer.prompt(request, self.config.max_model_len)
-        return Job(prompt, request.sampling, self.vocab, sink, self.config.max_model_len, request.echo, request.stream)
+        guide = Guide.from_json(request.guide)
+        constraints = None
+        if guide is not None:  # compiled here, in Triton's thread: a bad schema is a 400 before any token
+            if self.grammar is None:
+                raise ClientError("response_format / tool_choice constraints are not served by this model's engine",
+                                  "response_format")
+            compiled = self.grammar.compile(guide)
+            constraints = lambda: self.grammar.constraint(compiled)  # noqa: E731
+        return Job(prompt, request.sampling, self.vocab, sink, self.config.max_model_len, request.echo,
+                   request.stream, constraints)
 
     def submit(self, request_json: str, sink: ResponseSink) -> Job:
         job = self.make_job(request_json, sink)

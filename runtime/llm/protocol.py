@@ -15,7 +15,9 @@ Model config parameters of the client-facing generator (all strings in config.pb
   stream_max_held_tokens  a stream's response goes out once it holds this many tokens (0 = no limit)
 
 Input `request` (TYPE_STRING [1], JSON): {"messages": [...]} | {"prompt": str} | {"prompt_token_ids": [int]},
-  "sampling": {...SamplingParams fields...}, "echo": bool, "stream": bool (default true; false: one response).
+  "sampling": {...SamplingParams fields...}, "echo": bool, "stream": bool (default true; false: one response),
+  "tools": [OpenAI function definitions] (rendered by the chat template),
+  "guide": the grammar the output must follow (runtime.llm.grammar.Guide; absent = free text).
   (The vLLM backend's tensors: runtime/llm/vllm_interface.py.)
 Output `response` (TYPE_STRING [1], JSON) per streamed response:
   {"choices": [{"index", "text", "finish_reason", "logprobs"}], "usage": {"prompt_tokens", "completion_tokens"},
@@ -127,11 +129,13 @@ class SamplingParams:
 class GenerationRequest:
     """What the client asked for, before tokenization."""
     sampling: SamplingParams
-    messages: list[dict[str, str]] | None = None
+    messages: list[dict[str, Any]] | None = None
     prompt: str | None = None
     prompt_token_ids: list[int] | None = None
     echo: bool = False
     stream: bool = True
+    tools: list[dict[str, Any]] | None = None
+    guide: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, text: str, vocab_size: int) -> "GenerationRequest":
@@ -153,7 +157,8 @@ class GenerationRequest:
             raise ClientError("messages must not be empty", "messages")
         return cls(sampling=SamplingParams.from_json(obj.get("sampling"), vocab_size), messages=obj.get("messages"),
                    prompt=obj.get("prompt"), prompt_token_ids=ids, echo=bool(obj.get("echo", False)),
-                   stream=bool(obj.get("stream", True)))
+                   stream=bool(obj.get("stream", True)), tools=obj.get("tools") or None,
+                   guide=obj.get("guide") or None)
 
 
 def response_json(choices: list[dict], prompt_tokens: int, completion_tokens: int,

@@ -11,6 +11,7 @@ import time
 from collections import deque
 
 from runtime.llm.coalesce import StreamInterval
+from runtime.llm.grammar import GrammarEngine
 from runtime.llm.sampling import Sampled, sample_rows
 from runtime.llm.sequence import Choice, Job, Vocab
 from runtime.llm.session import EngineSession
@@ -22,8 +23,8 @@ STOPPED = "generator stopped: the server is shutting down"
 class Scheduler:
     def __init__(self, session: EngineSession, vocab: Vocab, max_batch_size: int,
                  max_prefill_tokens: int = 8192, cancel_check_s: float = 0.25,
-                 interval: StreamInterval = StreamInterval()):
-        self.session, self.vocab, self.interval = session, vocab, interval
+                 interval: StreamInterval = StreamInterval(), grammar: GrammarEngine | None = None):
+        self.session, self.vocab, self.interval, self.grammar = session, vocab, interval, grammar
         self.max_batch_size, self.max_prefill_tokens = max_batch_size, max_prefill_tokens
         self.cancel_check_s = cancel_check_s
         self.free_slots = list(range(max_batch_size - 1, -1, -1))
@@ -114,6 +115,7 @@ class Scheduler:
 
     def _prefill(self, jobs: list[Job]) -> None:
         logits = self.session.prefill([j.choices[0].slot for j in jobs], [j.prompt.token_ids for j in jobs])
+        self._constrain(logits, [j.choices[0] for j in jobs])  # a job's choices start in the same grammar state
         for job, row in zip(jobs, logits):
             self.session.fork(job.choices[0].slot, [c.slot for c in job.choices[1:]])
             for choice in job.choices:
@@ -126,8 +128,15 @@ class Scheduler:
         if not active:
             return
         logits = self.session.decode([c.slot for _, c in active], [c.token_ids[-1] for _, c in active])
+        self._constrain(logits, [c for _, c in active])
         for (job, choice), sampled in zip(active, sample_rows(logits, [c.sampler for _, c in active])):
             self._accept(job, choice, sampled)
+
+    def _constrain(self, logits, choices: list[Choice]) -> None:
+        """Grammar masks for the constrained rows (one bitmask, one apply); unconstrained rows are not touched."""
+        rows = [i for i, c in enumerate(choices) if c.constraint is not None]
+        if rows:
+            self.grammar.mask(logits, rows, [choices[i].constraint for i in rows])
 
     def _accept(self, job: Job, choice: Choice, sampled: Sampled) -> None:
         choice.accept(sampled, self.vocab, job.params.ignore_eos)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from runtime.llm.coalesce import StreamPace
 from runtime.llm.detokenizer import IncrementalDetokenizer
 from runtime.llm.min_tokens import with_min_tokens
+from runtime.llm.grammar import Constraint
 from runtime.llm.protocol import SamplingParams, response_json
 from runtime.llm.sampling import Sampled, Sampler
 from runtime.llm.stop import StopMatcher
@@ -49,6 +50,7 @@ class Choice:
     stop: StopMatcher
     max_tokens: int
     min_tokens: int = 0                # no EOS and no stop string before this many tokens
+    constraint: Constraint | None = None  # the grammar this choice's tokens must follow (structured output)
     slot: int = -1
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None
@@ -67,6 +69,9 @@ class Choice:
             entry = vocab.token_entry(token, sampled.logprob)
             entry["top_logprobs"] = [vocab.token_entry(t, lp) for t, lp in (sampled.top or [])]
             self.logprobs.append(entry)
+        if self.constraint is not None:  # a finished document ends the choice, ignore_eos or not
+            self.constraint.accept(token)
+            ignore_eos = False
         early = len(self.token_ids) < self.min_tokens  # vLLM: stop checks start at the min_tokens-th token
         if token in vocab.stop_ids and not ignore_eos and not early:
             self._finish("stop")
@@ -104,7 +109,8 @@ class Job:
     """A client request: one prompt, n choices sampled from it, one response stream."""
 
     def __init__(self, prompt: Prompt, params: SamplingParams, vocab: Vocab, sink: ResponseSink,
-                 max_model_len: int, echo: bool = False, stream: bool = True):
+                 max_model_len: int, echo: bool = False, stream: bool = True,
+                 constraints: Callable[[], Constraint] | None = None):
         self.prompt, self.params, self.sink, self.echo = prompt, params, sink, echo
         self.pace = StreamPace(stream)
         room = max_model_len - len(prompt.token_ids)
@@ -112,8 +118,8 @@ class Job:
         self.choices = [Choice(i, with_min_tokens(Sampler(params, len(vocab.token_bytes), i), params.min_tokens,
                                                   frozenset() if params.ignore_eos else vocab.stop_ids),
                                IncrementalDetokenizer(vocab.token_bytes, vocab.special_ids),
-                               StopMatcher(params.stop), max_tokens=limit, min_tokens=params.min_tokens)
-                        for i in range(params.n)]
+                               StopMatcher(params.stop), max_tokens=limit, min_tokens=params.min_tokens,
+                               constraint=constraints() if constraints else None) for i in range(params.n)]
         self._echo_sent = False
 
     @property

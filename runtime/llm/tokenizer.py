@@ -71,12 +71,19 @@ class LlamaTokenizer:
     def decode(self, ids: list[int]) -> str:
         return self.hf.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
+    def chat_text(self, messages: list[dict], tools: list[dict] | None) -> str:
+        """The model's own chat template; it renders tools, assistant tool calls and tool results."""
+        try:
+            return self.hf.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # noqa: BLE001  (jinja's raise_exception: a conversation the template refuses)
+            raise ClientError(f"the model's chat template cannot render these messages: {exc}", "messages") from exc
+
     def prompt(self, request: GenerationRequest, max_model_len: int) -> Prompt:
         if request.prompt_token_ids is not None:
             ids = list(request.prompt_token_ids)
             text = self.decode(ids)
         elif request.messages is not None:
-            text = self.hf.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
+            text = self.chat_text(request.messages, request.tools)
             ids = self.hf.encode(text, add_special_tokens=False)
         else:
             text = request.prompt or ""

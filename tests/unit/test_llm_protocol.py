@@ -1,6 +1,8 @@
 """Chat/completions wire protocol: sampling dict, prompt fan-out, and every 400 with its `param` (fake Triton)."""
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -9,6 +11,7 @@ from adapter.llm.protocol import ChatCompletionRequest, CompletionRequest
 from tests.unit.fake_llm_triton import MAX_MODEL_LEN, MODEL, VOCAB_SIZE, FakeRegistry, FakeTriton
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 COMPLETION = {"model": MODEL, "prompt": "hi"}
 
 
@@ -84,7 +87,14 @@ CHAT_400 = [
     ({"stream": False, "stream_options": {"include_usage": False}}, "stream_options"),
     ({"min_tokens": 5, "max_tokens": 4}, "min_tokens"), ({"min_tokens": 5, "max_completion_tokens": 4}, "min_tokens"),
     ({"min_tokens": -1}, "min_tokens"),
-    ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "function", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0"),  # no tool_call_id
+    ({"tool_choice": "required"}, "tool_choice"),  # no tools
+    ({"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "other"}}}, "tool_choice"),
+    ({"tools": [TOOL], "tool_choice": "required", "response_format": {"type": "json_object"}}, "tool_choice"),
+    ({"tools": [{"type": "function", "function": {"name": "bad name"}}]}, "tools.0.function.name"),
+    ({"response_format": {"type": "json_schema"}}, "response_format"),
+    ({"response_format": {"type": "yaml"}}, "response_format"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
      "messages.0.content"),
 ]
@@ -154,3 +164,57 @@ async def test_one_bad_prompt_in_a_batch_fails_the_request_and_cancels_the_other
 async def test_unknown_model_is_404(client):
     response = await client.post("/v1/chat/completions", json={**CHAT, "model": "nope"})
     assert response.status_code == 404 and response.json()["error"]["code"] == "model_not_found"
+
+
+def test_tools_and_guides_reach_the_generator():
+    tools = [TOOL, {"type": "function", "function": {"name": "now"}}]
+    forced = ChatCompletionRequest(**CHAT, tools=tools, tool_choice={"type": "function", "function": {"name": "now"}})
+    payload = forced.triton_payload()
+    assert [t["function"]["name"] for t in payload["tools"]] == ["get_weather", "now"]  # all rendered in the prompt
+    assert payload["guide"] == {"type": "tool_calls", "parallel": False, "tools": [{"name": "now", "parameters": None}]}
+    required = ChatCompletionRequest(**CHAT, tools=tools, tool_choice="required").triton_payload()["guide"]
+    assert required["parallel"] and [t["name"] for t in required["tools"]] == ["get_weather", "now"]
+    assert "guide" not in ChatCompletionRequest(**CHAT, tools=tools).triton_payload()  # auto: parsed, not enforced
+    none = ChatCompletionRequest(**CHAT, tools=tools, tool_choice="none").triton_payload()
+    assert "tools" not in none and "guide" not in none
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema, "strict": True}}
+    assert ChatCompletionRequest(**CHAT, response_format=fmt).triton_payload()["guide"] == {"type": "json_schema",
+                                                                                            "schema": schema}
+    assert CompletionRequest(**COMPLETION, response_format={"type": "json_object"}).triton_payloads()[0]["guide"] == {
+        "type": "json_object"}
+
+
+def test_history_with_tool_calls_is_flattened_for_the_template():
+    body = ChatCompletionRequest(**{**CHAT, "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function",
+                                              "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "cold"}]})
+    messages = body.triton_payload()["messages"]
+    assert messages[1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    assert messages[2] == {"role": "tool", "content": "cold", "tool_call_id": "call_1"}
+
+
+CALL_WORDS = ['{"name": "get_weather", ', '"parameters": {"city"', ': "Paris"}}']
+
+
+async def test_tool_call_output_becomes_tool_calls():
+    fake = FakeTriton(words=CALL_WORDS)
+    app = create_app()
+    app.state.triton, app.state.registry = fake, FakeRegistry()
+    body = {**CHAT, "tools": [TOOL]}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        whole = (await c.post("/v1/chat/completions", json=body)).json()["choices"][0]
+        stream = await c.post("/v1/chat/completions", json={**body, "stream": True})
+    assert whole["finish_reason"] == "tool_calls" and whole["message"]["content"] is None
+    call = whole["message"]["tool_calls"][0]
+    assert call["type"] == "function" and call["id"].startswith("call_")
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    chunks = [json.loads(line[6:]) for line in stream.text.splitlines() if line.startswith("data: {")]
+    deltas = [d for ch in chunks for choice in ch["choices"] for d in choice["delta"].get("tool_calls", [])]
+    assert deltas[0]["id"] and deltas[0]["function"]["name"] == "get_weather"
+    assert all("id" not in d and "name" not in d["function"] for d in deltas[1:])
+    assert json.loads("".join(d["function"]["arguments"] for d in deltas)) == {"city": "Paris"}
+    assert [ch["choices"][0]["finish_reason"] for ch in chunks if ch["choices"]][-1] == "tool_calls"
+    assert not any(choice["delta"].get("content") for ch in chunks for choice in ch["choices"])
