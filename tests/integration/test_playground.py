@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 
 import httpx
 import numpy as np
@@ -202,15 +199,10 @@ def test_wrong_key_shows_the_api_401_message(page, secured):
     _wait_text(page, "chat-error", message["message"])
 
 
-def test_serve_prints_the_playground_url(tmp_path):
+def test_serve_prints_the_playground_url(serve, tmp_path):
     """`make serve` runs `launcher serve`: its banner names the page, and the page answers there."""
     (tmp_path / "repo").mkdir()  # no models: the quickest stack to start
-    proc = subprocess.Popen([sys.executable, "-m", "launcher", "serve", "--model-repository", str(tmp_path / "repo"),
-                             "--log-dir", str(tmp_path / "logs"), "--port", "0", "--timeout", "120"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        url = next(m.group(0) for line in proc.stdout if (m := re.search(r"http://\S+/playground", line)))
-        assert "triton-openai playground" in httpx.get(url).text
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(60)
+    served = serve(tmp_path / "repo")
+    served.wait_for(lambda: "/playground" in served.text, 30, "the playground line")
+    url = re.search(r"http://\S+/playground", served.text).group(0)
+    assert "triton-openai playground" in httpx.get(url).text
