@@ -1,6 +1,7 @@
 """One shared async gRPC client to Triton, with numpy in/out and Triton errors mapped to OpenAIError."""
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator
 
 import grpc
@@ -30,6 +31,7 @@ _CHANNEL_ARGS = [
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
 
+_STREAM_END_S = 5.0  # how long a stream may take to end after its final response before we cancel it
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"}
 
 
@@ -75,6 +77,7 @@ class TritonClient:
     def __init__(self, url: str, timeout_s: float):
         self.url, self.timeout_s = url, timeout_s
         self._client = grpcclient.InferenceServerClient(url, channel_args=_CHANNEL_ARGS)
+        self._finishing: set[asyncio.Task] = set()  # streams ending after their final response (_let_finish)
 
     async def close(self) -> None:
         await self._client.close()
@@ -120,6 +123,7 @@ class TritonClient:
             yield request
 
         call = self._client._client_stub.ModelStreamInfer(requests(), metadata=self._client._get_metadata(None))
+        ended = False
         try:
             async for response in call:
                 if response.error_message:
@@ -127,8 +131,26 @@ class TritonClient:
                 if response.infer_response.outputs:
                     yield _outputs(InferResult(response.infer_response), None)
                 if response.infer_response.parameters["triton_final_response"].bool_param:
-                    return
+                    ended = True
+                    break
         except grpc.RpcError as exc:
             raise _rpc_error(exc) from exc
         finally:
-            call.cancel()
+            if ended:
+                self._let_finish(call)
+            else:  # left early (the client went away, an error): cancel the request in Triton
+                call.cancel()
+
+    def _let_finish(self, call) -> None:
+        """After the final response Triton ends the stream itself (our side has half-closed). Cancelling it
+        then races Triton 2.51's stream teardown, which can leak the stream's state and with it a reference to
+        the model: the model never unloads and the server's stop waits out its whole timeout. So let the call
+        end on its own, in the background (the caller already has every response); cancel only a laggard."""
+        async def finish() -> None:
+            try:
+                await asyncio.wait_for(call.code(), _STREAM_END_S)
+            except (asyncio.TimeoutError, grpc.RpcError):
+                call.cancel()
+        task = asyncio.get_running_loop().create_task(finish())
+        self._finishing.add(task)  # a strong reference until done (the loop keeps only weak ones)
+        task.add_done_callback(self._finishing.discard)
