@@ -8,17 +8,17 @@ vocabulary with the LM head tied to the embedding like Llama-3.2-1B/3B, random w
 `python -m builders llm-tiny --hidden 1024 --layers 8 --heads 16 --kv-heads 4 --tie-word-embeddings`) and the demo
 `tiny-llama-3`.
 Every request: a chat prompt, greedy, `ignore_eos`, its own max_tokens: all sides make the same tokens.
-At concurrency c, 4c requests (max_tokens tokens/2..3*tokens/2, so they finish at different steps and new ones
-join the running batch) are sent by c closed-loop clients, in slices (c=1: 1 request, else 2c) with the sides
-interleaved (the machine is shared: load drifts). HF generate: one static batch of c, --hf-tokens new tokens.
+At concurrency c, 4c requests (16 at c=1; max_tokens tokens/2..3*tokens/2, so they finish at different steps
+and new ones join the running batch) are sent by c closed-loop clients, in slices (c=1: 1 request, else 2c) with
+the sides interleaved (the machine is shared: load drifts). HF generate: one static batch of c, --hf-tokens new tokens.
   served    openai-style HTTP to the adapter (aiohttp + orjson, SSE for streaming), tritonserver + adapter started here
   in-proc   runtime.llm.generator.Generator (same tokenizer, ONNX file, scheduler) driven in a worker process
   hf        transformers generate on the checkpoint, static batches of c (left padding), torch on CPU
 Targets (bench model): served streaming c=1 >= 0.9x in-proc c=1; served c=32 >= 0.85x in-proc c=32;
-streaming >= 0.9x non-streaming at c=32. Demo model (a near-free engine standing in for a fast GPU, issue 11):
-served streaming >= 0.6x and served JSON >= 0.7x in-proc at c=32 and c=128; the stack's CPU per streamed token
-(tritonserver + stubs + adapter, from /proc) <= 300 us at c=32 and no worse at c=128; TTFT p50 at c=1 within
-in-proc + 5 ms. The last line printed is `RATIOS name=value ...` (machine-readable).
+streaming >= 0.9x non-streaming at c=32. Demo model (a cheap engine standing in for a fast GPU, issue 11):
+served streaming >= 0.6x and served JSON >= 0.7x in-proc at c=32 and c=128; the CPU the stack adds per streamed
+token (tritonserver + stubs + adapter from /proc, minus the in-process loop's own CPU per token) <= 300 us at c=32
+and c=128; TTFT p50 at c=1 within in-proc + 5 ms. The last line printed is `RATIOS name=value ...` (machine-readable).
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ BENCH_SPEC = TinySpec(seed=0, hidden_size=1024, intermediate_size=2048, num_laye
                       tie_word_embeddings=True)  # 128,256 x 1024 once (525 MB fp32), not twice
 CONCURRENCY = {BENCH_ID: (1, 8, 32), DEMO_ID: (1, 8, 32, 128)}
 HF_MAX_BATCH = 32
+C1_REQUESTS = 16  # at c=1 4c requests would leave the TTFT p50 to 4 samples
 WORDS = ("the model server sends a long answer to every question however large the batch is today river "
          "mountain seven cities language music history science coffee morning").split()
 
@@ -294,7 +295,8 @@ def engine_steps(model_path: Path, past: int = 64) -> list[dict]:
 
 
 def merge(side: str, c: int, rows: list[dict]) -> dict:
-    """Combine two measured halves: throughput from summed tokens and time, percentiles averaged."""
+    """Combine the measured slices: throughput from summed tokens and time; percentiles are the slices' median
+    (at c=1 a slice is one request, so the TTFT p50 is the p50 over requests; a mean let one slow request move it)."""
     tokens = sum(r["tokens"] for r in rows)
     wall = sum(r["wall"] for r in rows)
     cpu = sum(r["cpu_s"] for r in rows)
@@ -302,7 +304,7 @@ def merge(side: str, c: int, rows: list[dict]) -> dict:
            "cpu_us_tok": 1e6 * cpu / tokens}
     for key in ("ttft_p50", "ttft_p99", "itl_p50", "itl_p99", "mask_us"):
         if key in rows[0]:
-            out[key] = statistics.fmean(r[key] for r in rows)
+            out[key] = statistics.median(r[key] for r in rows)
     return out
 
 
@@ -395,24 +397,32 @@ CHECKS = [
     ("tiny_stream_c128", DEMO_ID, ("served stream", 128), ("in-proc", 128), "tok_s", 0.6, True),
     ("tiny_json_c32", DEMO_ID, ("served", 32), ("in-proc", 32), "tok_s", 0.7, True),
     ("tiny_json_c128", DEMO_ID, ("served", 128), ("in-proc", 128), "tok_s", 0.7, True),
-    ("tiny_stack_cpu_us_tok_c32", DEMO_ID, ("served stream", 32), None, "cpu_us_tok", 300.0, False),
-    ("tiny_stack_cpu_us_tok_c128", DEMO_ID, ("served stream", 128), None, "cpu_us_tok", 300.0, False),
+    # The stack's CPU per streamed token includes the engine's own; since tiny-llama-3 has Llama-3's 128,256-token
+    # vocabulary (issue 14) its engine is no longer near-free (~430 us/token in-process), so the 300 us goal of
+    # issue 11 (set at a 2,012-token vocabulary) applies to what the stack adds: served minus in-process.
+    ("tiny_stack_cpu_us_tok_c32", DEMO_ID, ("served stream", 32), None, "cpu_us_tok", None, False),
+    ("tiny_stack_cpu_us_tok_c128", DEMO_ID, ("served stream", 128), None, "cpu_us_tok", None, False),
     ("tiny_inproc_cpu_us_tok_c32", DEMO_ID, ("in-proc", 32), None, "cpu_us_tok", None, False),
+    ("tiny_inproc_cpu_us_tok_c128", DEMO_ID, ("in-proc", 128), None, "cpu_us_tok", None, False),
+    ("tiny_stack_added_cpu_us_tok_c32", DEMO_ID, ("served stream", 32), ("in-proc", 32), "cpu_us_tok", 300.0, False),
+    ("tiny_stack_added_cpu_us_tok_c128", DEMO_ID, ("served stream", 128), ("in-proc", 128), "cpu_us_tok", 300.0,
+     False),
     ("tiny_ttft_p50_c1_over_inproc_ms", DEMO_ID, ("served stream", 1), ("in-proc", 1), "ttft_p50", 5.0, False),
     ("bench_ttft_p50_c1_over_inproc_ms", BENCH_ID, ("served stream", 1), ("in-proc", 1), "ttft_p50", 5.0, False),
 ]
+DIFFERENCES = ("ttft_p50", "cpu_us_tok")  # compared as served minus in-process; the rest as ratios
 
 
 def check_values(rows: list[dict]) -> list[tuple[str, float, float | None, bool]]:
     """(name, value, target, higher is better) for every check whose rows were measured. A check with a
-    denominator is a ratio of throughputs, or a difference of latencies (TTFT)."""
+    denominator is a ratio of throughputs, or a difference of latencies (TTFT) or of CPU per token."""
     get = {(r["model"], r["side"], r["c"]): r for r in rows}
     out = []
     for name, model, num, den, key, target, higher in CHECKS:
         a, b = get.get((model, *num)), get.get((model, *den)) if den else None
         if a is None or (den and b is None):
             continue
-        value = a[key] if b is None else (a[key] - b[key] if key == "ttft_p50" else a[key] / b[key])
+        value = a[key] if b is None else (a[key] - b[key] if key in DIFFERENCES else a[key] / b[key])
         out.append((name, value, target, higher))
     return out
 
@@ -474,7 +484,7 @@ def main() -> int:
             inproc = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
             inproc.submit(bench_inproc, version_dir, prompts(2, 4), 1).result()
             for c in args.concurrency or CONCURRENCY[model]:
-                chats = prompts(4 * c, args.tokens, seed=c)
+                chats = prompts(max(4 * c, C1_REQUESTS), args.tokens, seed=c)
                 runs = {
                     "in-proc": lambda part: inproc.submit(bench_inproc, version_dir, part, c).result(),
                     "served stream": with_stack_cpu(

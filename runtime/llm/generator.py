@@ -54,7 +54,13 @@ class Generator:
         return Job(prompt, request.sampling, self.vocab, sink, self.config.max_model_len, request.echo,
                    request.stream, constraints)
 
-    def submit(self, request_json: str, sink: ResponseSink) -> Job:
+    def submit(self, request_json: str, sink: ResponseSink, wait_first_s: float = 0.0) -> Job:
+        """Parse and queue a request. With `wait_first_s`, a job that finds the engine idle is waited for until
+        its first step is out (at most that long): Triton's Python-backend stub holds the GIL while it hands
+        execute()'s return to the server (pb_stub.cc, ProcessRequests), so returning at once would stall the
+        engine thread's prefill behind that round trip, 1-3 ms of time to first token on a quiet server. A busy
+        engine is not waited for: the job joins at the next step either way."""
         job = self.make_job(request_json, sink)
-        self.scheduler.submit(job)
+        if self.scheduler.submit(job) and wait_first_s > 0:
+            job.started.wait(wait_first_s)
         return job

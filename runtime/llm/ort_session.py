@@ -79,6 +79,8 @@ class OrtSession(EngineSession):
         logits, self.past = self._run(ids, self.mask, positions, self.past)
         for s in slots:
             self.lengths[s] += 1
+        if np.array_equal(order, np.arange(len(order))):
+            return logits  # the usual case: no copy of [rows, vocab] (16 MB a step at 32 rows of 128,256 ids)
         return logits[order]
 
     def fork(self, src: int, dst: Sequence[int]) -> None:

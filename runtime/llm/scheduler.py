@@ -37,14 +37,18 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     # -- other threads ------------------------------------------------------------------------------------
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job) -> bool:
+        """Queue a job for the next step; True when the loop was idle (the job's prefill starts at once)."""
         if job.params.n > self.max_batch_size:
             raise ValueError(f"n={job.params.n} exceeds the batch size {self.max_batch_size}")
         with self._lock:
             if self._stopped:  # the loop is gone: the job would never end
                 raise RuntimeError(STOPPED)
+            idle = not self.waiting and not self.running
+            job.submitted_at = time.monotonic()
             self.waiting.append(job)
             self._lock.notify()
+        return idle
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="llm-scheduler", daemon=True)
@@ -100,9 +104,10 @@ class Scheduler:
         with self._lock:
             while self.waiting and self.waiting[0].params.n <= len(self.free_slots):
                 job = self.waiting[0]
-                if job.sink.cancelled():  # checked once here, not on every sweep (each check is an IPC call)
+                if self._waited_long(job) and job.sink.cancelled():  # once here, not on every sweep (an IPC call)
                     self.waiting.popleft()
                     job.sink.close()
+                    job.started.set()
                     continue
                 width = max(width, len(job.prompt.token_ids))
                 if admitted and width * (len(admitted) + 1) > self.max_prefill_tokens:
@@ -112,6 +117,11 @@ class Scheduler:
                     choice.slot = self.free_slots.pop()
                 admitted.append(job)
         return admitted
+
+    def _waited_long(self, job: Job) -> bool:
+        """Whether a waiting job is worth a cancellation check: one submitted a moment ago is not (its client was
+        there then; the running sweep catches it later), which keeps the IPC call off the time to first token."""
+        return time.monotonic() - job.submitted_at >= self.cancel_check_s
 
     def _prefill(self, jobs: list[Job]) -> None:
         logits = self.session.prefill([j.choices[0].slot for j in jobs], [j.prompt.token_ids for j in jobs])
@@ -151,6 +161,7 @@ class Scheduler:
 
     # -- leaving ------------------------------------------------------------------------------------------
     def _emit(self, job: Job, now: float) -> None:
+        job.started.set()  # its first step is out (or held by the window): a waiting submitter may go on
         if not job.pace.due(self.interval, now, job.completion_tokens, job.done):
             return  # coalescing: its deltas wait for the stream's window (runtime/llm/coalesce.py)
         try:
@@ -185,6 +196,7 @@ class Scheduler:
             self.waiting.clear()
         self.running = []
         for job in jobs:
+            job.started.set()
             for choice in job.choices:
                 self._free(choice)
             try:

@@ -1,6 +1,7 @@
 """One request (a Job) and its n choices: token bookkeeping, finish reasons, text deltas and logprobs."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -121,6 +122,8 @@ class Job:
                                StopMatcher(params.stop), max_tokens=limit, min_tokens=params.min_tokens,
                                constraint=constraints() if constraints else None) for i in range(params.n)]
         self._echo_sent = False
+        self.submitted_at = 0.0  # monotonic time the scheduler queued it
+        self.started = threading.Event()  # set once its first step has been emitted, or it has left
 
     @property
     def done(self) -> bool:

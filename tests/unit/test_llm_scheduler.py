@@ -181,9 +181,32 @@ def test_coalescing_window_first_response_at_once_then_merged_deltas_same_text()
 
 def test_waiting_job_cancelled_before_admission_is_closed_unprefilled():
     engine = FakeEngine()
-    sched = Scheduler(engine, VOCAB, max_batch_size=1)
+    sched = Scheduler(engine, VOCAB, max_batch_size=1, cancel_check_s=0.0)  # every wait is long enough to check
     running, gone, later = ListSink(), ListSink(cancel_after=0), ListSink()
     for prompt, sink in (([0], running), ([5], gone), ([3], later)):
         sched.submit(job(prompt, sink, max_tokens=2))
     sched.run_until_idle()
     assert gone.closed and gone.responses == [] and later.choices() == {0: ("ef", "length")}
+
+
+class CountingSink(ListSink):
+    def __init__(self):
+        super().__init__()
+        self.checks = 0
+
+    def cancelled(self):
+        self.checks += 1
+        return False
+
+
+def test_fresh_job_is_admitted_without_a_cancellation_check_and_idle_submit_says_so():
+    """The check is an IPC call in Triton: a job submitted a moment ago skips it (time to first token)."""
+    sched = Scheduler(FakeEngine(), VOCAB, max_batch_size=4, cancel_check_s=60.0)
+    first, second = CountingSink(), CountingSink()
+    jobs = [job([0], first, max_tokens=8), job([5], second, max_tokens=8)]
+    assert sched.submit(jobs[0]) is True  # idle: its prefill starts at once
+    assert sched.submit(jobs[1]) is False
+    assert not jobs[0].started.is_set()
+    sched.step()
+    assert first.checks == second.checks == 0 and len(sched.running) == 2
+    assert all(j.started.is_set() for j in jobs)  # what Generator.submit(wait_first_s=...) waits for

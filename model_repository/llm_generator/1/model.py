@@ -1,8 +1,8 @@
 """Triton shell of the LLM generator: requests in, the scheduler's background loop streams the responses.
 
 execute() only parses and enqueues (so new requests join the running batch between decode steps); the
-scheduler thread sends every response through the request's response sender. Two interfaces
-(docs/llm_model_interface.md): our `request`/`response` JSON, and the vLLM backend's tensors (text_input, ...).
+scheduler thread sends a stream's first response, a send thread the rest (runtime/llm/send_thread.py).
+Two interfaces (docs/llm_model_interface.md): our `request`/`response` JSON, and the vLLM backend's tensors (text_input, ...).
 """
 import json
 
@@ -13,50 +13,53 @@ from runtime import shutdown
 from runtime.errors import ClientError
 from runtime.llm.generator import Generator
 from runtime.llm.protocol import GeneratorConfig
+from runtime.llm.send_thread import SendThread, ThreadedSink
 from runtime.llm.vllm_interface import INPUTS as VLLM_INPUTS
 from runtime.llm.vllm_interface import VllmRequest, VllmResponses
 from runtime.target import EngineTarget, instance_device_id
 from runtime.triton_shell import input_scalar, model_parameters, to_triton_error
 
 
-class TritonSink:
-    """ResponseSink over a decoupled response sender."""
+FIRST_STEP_WAIT_S = 0.05  # execute() waits this long at most for an idle engine's first step (Generator.submit)
 
-    def __init__(self, sender):
+
+class TritonSink(ThreadedSink):
+    """ResponseSink over a decoupled response sender (sends after the first on the model's send thread)."""
+
+    def __init__(self, sender, sends: SendThread):
+        super().__init__(sends)
         self.sender = sender
 
-    def send(self, payload: str, final: bool) -> None:
-        out = pb_utils.Tensor("response", np.array([payload.encode("utf-8")], dtype=np.object_))
-        flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
-        self.sender.send(pb_utils.InferenceResponse(output_tensors=[out]), flags=flags)
+    def deliver(self, payload: str, final: bool) -> None:
+        self._send_tensors({"response": np.array([payload.encode("utf-8")], dtype=np.object_)}, final)
 
-    def fail(self, error: BaseException) -> None:
+    def _send_tensors(self, tensors: dict, final: bool) -> None:
+        out = [pb_utils.Tensor(name, value) for name, value in tensors.items()]
+        flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
+        self.sender.send(pb_utils.InferenceResponse(output_tensors=out), flags=flags)
+
+    def deliver_error(self, error: BaseException) -> None:
         self.sender.send(pb_utils.InferenceResponse(error=to_triton_error(pb_utils, error)),
                          flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
-    def cancelled(self) -> bool:
-        return self.sender.is_cancelled()
+    def deliver_close(self) -> None:  # Triton keeps a request in flight until its final flag, cancelled or not
+        self.sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
-    def close(self) -> None:
-        try:  # Triton keeps a request in flight until its final flag, cancelled or not
-            self.sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
-        except Exception:  # noqa: BLE001  (already closed on Triton's side)
-            pass
+    def is_cancelled(self) -> bool:
+        return self.sender.is_cancelled()
 
 
 class VllmSink(TritonSink):
     """ResponseSink that answers in the vLLM backend's output tensors."""
 
-    def __init__(self, sender, responses: VllmResponses):
-        super().__init__(sender)
+    def __init__(self, sender, sends: SendThread, responses: VllmResponses):
+        super().__init__(sender, sends)
         self.responses = responses
 
-    def send(self, payload: str, final: bool) -> None:
-        tensors = self.responses.tensors(payload, final)
+    def deliver(self, payload: str, final: bool) -> None:
+        tensors = self.responses.tensors(payload, final)  # None: nothing to send yet (not streaming)
         if tensors is not None:
-            out = [pb_utils.Tensor(name, value) for name, value in tensors.items()]
-            flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
-            self.sender.send(pb_utils.InferenceResponse(output_tensors=out), flags=flags)
+            self._send_tensors(tensors, final)
 
 
 def job_input(request, sink: TritonSink) -> tuple[str, TritonSink]:
@@ -64,7 +67,7 @@ def job_input(request, sink: TritonSink) -> tuple[str, TritonSink]:
     if pb_utils.get_input_tensor_by_name(request, "text_input") is not None:
         vllm = VllmRequest.from_inputs({name: input_scalar(pb_utils, request, name) for name in VLLM_INPUTS},
                                        request.parameters())
-        return vllm.request_json, VllmSink(sink.sender, VllmResponses(vllm))
+        return vllm.request_json, VllmSink(sink.sender, sink.sends, VllmResponses(vllm))
     text = input_scalar(pb_utils, request, "request")
     if text is None:
         raise ClientError("send `request` (JSON) or `text_input` (the vLLM backend's interface)", "request")
@@ -82,17 +85,19 @@ class TritonPythonModel:
         # Triton unloads without waiting for our background generations, then waits for their responses before
         # it calls finalize: end them on SIGTERM instead (runtime/shutdown.py).
         shutdown.on_termination(self.generator.stop)
+        self.sends = SendThread()  # every response after a stream's first (runtime/llm/send_thread.py)
 
     def execute(self, requests):
         for request in requests:
-            sink = TritonSink(request.get_response_sender())
+            sink = TritonSink(request.get_response_sender(), self.sends)
             try:
                 request_json, sink = job_input(request, sink)
-                self.generator.submit(request_json, sink)
+                self.generator.submit(request_json, sink, wait_first_s=FIRST_STEP_WAIT_S)
             except Exception as exc:  # noqa: BLE001  (ClientError -> 400; anything else -> 500 with a traceback)
                 sink.fail(exc)
         return None
 
     def finalize(self):
         self.generator.stop(timeout=2.0)
+        self.sends.close(timeout=2.0)  # the generations' last words (errors at shutdown) go out first
         shutdown.exit_process()  # Triton has its answer; a send still blocked on the stopping server cannot hold us
