@@ -2,7 +2,8 @@
 
 Nothing here walks the vocabulary more than it must (Llama-3 has 128,256 tokens):
   - penalties and logit_bias touch only the few token ids seen or biased (sparse, in place);
-  - one vectorized max / exp / block-sum for all sampled rows together;
+  - one torch softmax (max, exp and sum in one vectorized kernel, on torch's intra-op threads) and one block-sum
+    for all sampled rows together;
   - temperature sampling inverts the CDF through per-block sums, then inside one block of 128 ids;
   - top_p, top_k and top_logprobs sort only a candidate set (the ids above a threshold), lowered only when the
     candidates hold less than the nucleus or fewer than k ids.
@@ -19,13 +20,13 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from runtime.llm.protocol import SamplingParams
 
 BAN = -100.0  # OpenAI: -100 bans the token, +100 makes it (practically) the only choice
 BLOCK = 128  # ids per block of the inverse-CDF walk
-CHUNK = 4  # rows per pass over the vocabulary (4 x 128,256 float32 = 2 MB, this machine's L2)
-FIRST_CUT = 1e-3  # first candidate threshold, relative to the best token's weight; each retry cuts 1e3x lower
+FIRST_CUT = 1e-3  # first candidate threshold, relative to the heaviest block; each retry cuts 1e3x lower
 TOP_LOGPROB_NATS = 8.0  # first candidate window for top_logprobs, below the best logit; doubled on retry
 
 
@@ -107,36 +108,38 @@ def _rows(x: np.ndarray, idx: list[int]) -> np.ndarray:
 
 # -- drawing -----------------------------------------------------------------------------------------------
 def draw_tokens(x: np.ndarray, samplers: list[Sampler]) -> np.ndarray:
-    """x [rows, vocab] processed logits (overwritten with weights) -> one token per row, each from its own RNG."""
-    temperature = np.array([s.params.temperature for s in samplers], np.float32)[:, None]  # [rows, 1]
-    scale = (temperature != 1.0).any()
-    w, blocks = x, np.empty((len(x), -(-x.shape[1] // BLOCK)), np.float32)  # [rows, vocab / BLOCK]
-    for a in range(0, len(x), CHUNK):  # a few rows at a time: each pass finds them still in cache
-        c = x[a:a + CHUNK]
-        np.subtract(c, c.max(axis=1, keepdims=True), out=c)  # in place: no 16 MB allocation per step
-        if scale:
-            np.divide(c, temperature[a:a + CHUNK], out=c)
-        np.exp(c, out=c)  # unnormalized probabilities, the best token's is 1
-        blocks[a:a + CHUNK] = block_sums(c)
-    prefix = np.cumsum(blocks, axis=1, dtype=np.float64)  # [rows, blocks]
-    tokens = np.empty(len(samplers), np.int64)
-    for i, s in enumerate(samplers):
-        p = s.params
-        top_k = p.top_k if p.top_k < w.shape[1] else 0
-        if p.top_p < 1.0 or top_k:
-            ids, kept = nucleus(w[i], prefix[i, -1], p.top_p, top_k)
-            tokens[i] = ids[pick(kept, s.rng.random() * kept.sum(dtype=np.float64))]
-        else:
-            tokens[i] = pick_in_blocks(w[i], prefix[i], s.rng.random())
+    """x [rows, vocab] processed logits (overwritten with weights) -> one token per row, each from its own RNG.
+
+    torch's softmax does the dense work: max, exp and sum in one vectorized kernel on torch's intra-op threads (the
+    sampler runs between engine steps, so they compete with nothing), in place on x: about 2x faster than numpy's
+    separate max / subtract / exp passes. The weights are normalized; the draw only needs them in proportion."""
+    vocab = x.shape[1]
+    t = torch.from_numpy(x)
+    temperature = torch.tensor([[s.params.temperature] for s in samplers])  # [rows, 1]
+    if (temperature != 1.0).any():
+        t.div_(temperature)  # x / T as the earlier sampler computed it
+    torch.softmax(t, 1, out=t)
+    blocks = block_sums(t)  # [rows, ceil(vocab / BLOCK)]
+    tokens, bn = np.empty(len(samplers), np.int64), blocks.numpy()
+    top_k = [s.params.top_k if s.params.top_k < vocab else 0 for s in samplers]
+    filtered = [i for i, s in enumerate(samplers) if s.params.top_p < 1.0 or top_k[i]]
+    plain = [i for i, s in enumerate(samplers) if not (s.params.top_p < 1.0 or top_k[i])]
+    for i, first in zip(filtered, first_candidates(x, bn, filtered)):
+        s = samplers[i]
+        ids, kept = nucleus(x[i], bn[i], s.params.top_p, top_k[i], first)
+        tokens[i] = ids[pick(kept, s.rng.random() * kept.sum(dtype=np.float64))]
+    if plain:
+        r = torch.tensor([samplers[i].rng.random() for i in plain], dtype=torch.float64)
+        tokens[plain] = pick_rows(t, blocks, torch.tensor(plain), r)
     return tokens
 
 
-def block_sums(w: np.ndarray) -> np.ndarray:
+def block_sums(w: torch.Tensor) -> torch.Tensor:
     """[rows, vocab] -> [rows, ceil(vocab / BLOCK)] sums of BLOCK consecutive ids."""
     rows, vocab = w.shape
-    if vocab % BLOCK == 0:  # BLAS (a matrix-vector product) sums several times faster than np.sum here
-        return w.reshape(rows, vocab // BLOCK, BLOCK) @ np.ones(BLOCK, w.dtype)
-    return np.add.reduceat(w, np.arange(0, vocab, BLOCK), axis=1)
+    if vocab % BLOCK == 0:
+        return w.view(rows, vocab // BLOCK, BLOCK).sum(2)
+    return torch.from_numpy(np.add.reduceat(w.numpy(), np.arange(0, vocab, BLOCK), axis=1))
 
 
 def pick(weights: np.ndarray, u: float) -> int:
@@ -144,26 +147,36 @@ def pick(weights: np.ndarray, u: float) -> int:
     return min(int(np.searchsorted(np.cumsum(weights, dtype=np.float64), u, side="right")), len(weights) - 1)
 
 
-def pick_in_blocks(w: np.ndarray, prefix: np.ndarray, r: float) -> int:
-    """Inverse CDF over the whole row in id order through the blocks' running sums: one block's cumsum, not the
-    row's."""
-    u = r * prefix[-1]
-    b = min(int(np.searchsorted(prefix, u, side="right")), len(prefix) - 1)
-    start = prefix[b - 1] if b else 0.0
-    return b * BLOCK + pick(w[b * BLOCK:(b + 1) * BLOCK], u - start)
+def pick_rows(w: torch.Tensor, blocks: torch.Tensor, rows: torch.Tensor, r: torch.Tensor) -> np.ndarray:
+    """Inverse CDF in id order for the given rows at once: the block whose running sum passes u = r x total, then
+    the first id inside it whose running sum passes what is left (the last id if rounding leaves u past it)."""
+    vocab = w.shape[1]
+    prefix = torch.cumsum(blocks.index_select(0, rows), 1, dtype=torch.float64)  # [rows, blocks]
+    u = r[:, None] * prefix[:, -1:]
+    b = torch.searchsorted(prefix, u, right=True).clamp_(max=prefix.shape[1] - 1)  # [rows, 1]
+    left = u - torch.where(b > 0, prefix.gather(1, (b - 1).clamp_(min=0)), 0.0)
+    ids = b * BLOCK + torch.arange(BLOCK)  # [rows, BLOCK]; the last block may run past the vocabulary
+    inside = torch.take(w, rows[:, None] * vocab + ids.clamp(max=vocab - 1)) * (ids < vocab)  # w flat, in place
+    k = torch.searchsorted(torch.cumsum(inside, 1, dtype=torch.float64), left, right=True)
+    return torch.minimum(ids[:, 0] + k[:, 0], (ids[:, -1] + 1).clamp_(max=vocab) - 1).numpy()
 
 
-def nucleus(w: np.ndarray, total: float, top_p: float, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+def nucleus(w: np.ndarray, blocks: np.ndarray, top_p: float, top_k: int,
+            ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The top_k best ids (0: all), then the smallest best-first prefix of them holding top_p of their mass:
-    (ids, weights), best first, ties by id. Sorts only the ids above a threshold, lowered until enough."""
-    cut = FIRST_CUT
+    (ids, weights), best first, ties by id. Sorts only the ids above a threshold, lowered until enough, and looks
+    for them only in the blocks whose sum reaches it (a sum of weights is at least each of them). ids: the
+    candidates at the first threshold when already found (first_candidates)."""
+    total = blocks.sum(dtype=np.float64)
+    cut = FIRST_CUT * blocks.max()
     while True:
-        ids = np.flatnonzero(w >= cut) if cut > 0 else np.arange(len(w))
+        if ids is None:
+            ids = above(w, blocks, cut) if cut > 0 else np.arange(len(w))
         mass = w[ids].sum(dtype=np.float64)
         enough = len(ids) >= top_k if top_k else mass >= top_p * total
         if enough or cut == 0:
             break
-        cut = cut * 1e-3 if cut > 1e-30 else 0.0
+        cut, ids = (cut * 1e-3 if cut > 1e-30 else 0.0), None
     ids = ids[np.argsort(-w[ids], kind="stable")]
     if top_k:
         ids = ids[:top_k]
@@ -171,6 +184,31 @@ def nucleus(w: np.ndarray, total: float, top_p: float, top_k: int) -> tuple[np.n
     kept = w[ids]
     keep = int(np.searchsorted(np.cumsum(kept, dtype=np.float64), top_p * total)) + 1
     return ids[:keep], kept[:keep]
+
+
+def above(w: np.ndarray, blocks: np.ndarray, cut: float) -> np.ndarray:
+    """The ids weighing at least cut, in id order, looked for only in the blocks whose sum reaches cut (unless most
+    do): a few thousand ids on peaked rows instead of the whole row (np.nonzero of 128,256 flags: ~25 us)."""
+    if len(w) % BLOCK:
+        return np.flatnonzero(w >= cut)
+    hit = np.flatnonzero(blocks >= cut)
+    if len(hit) * 8 > len(blocks):
+        return np.flatnonzero(w >= cut)
+    rows, cols = np.divmod(np.flatnonzero(w.reshape(-1, BLOCK)[hit] >= cut), BLOCK)  # 2-d np.nonzero is slow
+    return hit[rows] * BLOCK + cols
+
+
+def first_candidates(w: np.ndarray, blocks: np.ndarray, rows: list[int]) -> list[np.ndarray | None]:
+    """above() at nucleus()'s first threshold for several rows at once (a dozen numpy calls in all, not per row).
+    None for every row when the vocabulary is not whole blocks or most blocks reach the cut."""
+    if not rows or w.shape[1] % BLOCK:
+        return [None] * len(rows)
+    cut = FIRST_CUT * blocks[rows].max(1)
+    r, b = np.divmod(np.flatnonzero(blocks[rows] >= cut[:, None]), blocks.shape[1])  # (row, block), by row
+    if len(r) * 8 > blocks[rows].size:
+        return [None] * len(rows)
+    p, col = np.divmod(np.flatnonzero(w.reshape(len(w), -1, BLOCK)[np.asarray(rows)[r], b] >= cut[r, None]), BLOCK)
+    return np.split(b[p] * BLOCK + col, np.searchsorted(r[p], np.arange(1, len(rows))))
 
 
 # -- logprobs ----------------------------------------------------------------------------------------------

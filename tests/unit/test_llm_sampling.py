@@ -47,10 +47,10 @@ def test_same_seed_same_tokens_and_choices_differ(to):
 
 def test_top_p_keeps_the_smallest_nucleus(to):
     probs = np.array([0.15, 0.5, 0.05, 0.3])
-    ids, kept = nucleus(probs, 1.0, 0.75, 0)
+    ids, kept = nucleus(probs, np.array([1.0]), 0.75, 0)
     assert ids.tolist() == [1, 3] and kept.tolist() == [0.5, 0.3]
     probs = probs[[1, 3, 0, 2]]
-    ids, kept = nucleus(probs, 1.0, 0.75, 0)
+    ids, kept = nucleus(probs, np.array([1.0]), 0.75, 0)
     assert ids.tolist() == [0, 1] and kept.tolist() == [0.5, 0.3]
     assert set(draw(params(temperature=1.0, top_p=0.05, seed=1), to, 40)) == {49}
 
