@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
 from builders.llm import DEMO_ID  # noqa: E402
-from builders.llm.repository import build_model  # noqa: E402
+from builders.llm.repository import TEMPLATE, build_model  # noqa: E402
+from builders.triton_config import copy_template_code  # noqa: E402
 from builders.llm.tiny import TinySpec, make_tiny_llama  # noqa: E402
 from bench.measure import group_cpu_seconds  # noqa: E402
 
@@ -91,6 +92,7 @@ def build(work: Path) -> Path:
             make_tiny_llama(ckpt, spec)
         if not (repo / model_id / "1" / "model.onnx").exists():
             build_model(ckpt, repo, model_id, work=work / model_id, max_batch_size=32)
+        copy_template_code(TEMPLATE, repo / model_id / "1")  # a cached engine, but today's model.py
     return repo
 
 

@@ -36,10 +36,15 @@ def write_model(repo: Path, config: model_config_pb2.ModelConfig, template: str 
     version_dir = model_dir / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
     if template is not None:
-        for src in (_template_dir(template) / "1").glob("*.py"):
-            shutil.copy2(src, version_dir / src.name)
+        copy_template_code(template, version_dir)
     (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config))
     return version_dir
+
+
+def copy_template_code(template: str | Path, version_dir: Path) -> None:
+    """The template's Python files into a built model's version folder (also to refresh a cached build)."""
+    for src in (_template_dir(template) / "1").glob("*.py"):
+        shutil.copy2(src, Path(version_dir) / src.name)
 
 
 def _template_dir(template: str | Path) -> Path:
