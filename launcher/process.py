@@ -1,11 +1,14 @@
 """A child process with a log file, a readiness probe and a clean, orphan-free stop."""
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
 from collections import deque
@@ -38,6 +41,25 @@ def tail(path: Path, lines: int = 40) -> str:
         return "".join(deque(f, maxlen=lines))
 
 
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+# Every child is started from this one thread. PR_SET_PDEATHSIG fires when the *thread* that forked the child
+# ends, and this thread lives as long as the launcher (the supervisor's thread, which restarts processes, does
+# not: it ends at shutdown, while its children are still being stopped gracefully).
+_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
+
+
+def _die_with(parent: int):
+    """preexec_fn: SIGTERM this child when the launcher dies, even by SIGKILL or the OOM killer, so that no
+    tritonserver or adapter outlives it holding ports and GPU memory (its own session keeps it out of the
+    terminal's signals, so nothing else would end it). SIGTERM, not SIGKILL: Triton then still stops its stubs."""
+    def preexec() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the launcher died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+    return preexec if _prctl is not None else None
+
+
 class ManagedProcess:
     """Runs `argv` in its own process group so that stop() also reaps grandchildren (Triton's stubs)."""
 
@@ -52,9 +74,12 @@ class ManagedProcess:
     def start(self) -> None:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_file.open("wb")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        try:
+            self.proc = _spawner.submit(subprocess.Popen, self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                        env=self.env, stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=_die_with(os.getpid())).result()
+        finally:
+            log.close()
 
     @property
     def running(self) -> bool:

@@ -1,5 +1,6 @@
 """`python -m launcher serve` as `make serve` runs it: a SIGKILLed tritonserver or adapter comes back on its own,
-too many crashes end the launcher non-zero, and SIGTERM after streaming traffic stops everything within 5 s."""
+too many crashes end the launcher non-zero, SIGTERM after streaming traffic stops everything within 5 s, and a
+killed launcher leaves nothing running."""
 from __future__ import annotations
 
 import os
@@ -76,3 +77,27 @@ def test_too_many_crashes_exit_nonzero(serve, tmp_path):
     assert served.proc.returncode == 1, served.text
     assert "giving up: adapter killed by SIGKILL: 2 crashes within 600 s" in served.text
     assert "exiting for the orchestrator" in served.text and _leftovers(repo) == ""
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"  # exited, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_launcher_takes_its_children_along(serve, tmp_path):
+    """SIGKILL or the OOM killer on the launcher must not leave tritonserver and the adapter running (holding
+    ports and GPU memory with nothing supervising them): they run in sessions of their own, so only the
+    launcher's death signal (launcher/process.py) can end them."""
+    repo = tmp_path / "empty-repo"
+    repo.mkdir()
+    served = serve(repo)
+    children = [served.child("tritonserver"), served.child("-m adapter")]
+    os.kill(served.proc.pid, signal.SIGKILL)
+    served.proc.wait(10)
+    deadline = time.monotonic() + 30
+    while not all(_exited(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(_exited(pid) for pid in children), [Path(f"/proc/{p}/cmdline").read_bytes() for p in children]
+    assert _leftovers(repo) == ""
