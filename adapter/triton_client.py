@@ -7,7 +7,7 @@ from typing import AsyncIterator
 import grpc
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
-from tritonclient.grpc import InferResult, service_pb2
+from tritonclient.grpc import InferResult
 from tritonclient.grpc._utils import _get_inference_request
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
@@ -119,12 +119,13 @@ class TritonClient:
         # The empty final response tells us the model is done (not exposed by the aio client's dict API).
         request.parameters["triton_enable_empty_final_response"].bool_param = True
 
-        async def requests() -> AsyncIterator[service_pb2.ModelInferRequest]:
-            yield request
-
-        call = self._client._client_stub.ModelStreamInfer(requests(), metadata=self._client._get_metadata(None))
+        # Written on the call directly, not through a request iterator: gRPC would run a task of its own to
+        # consume one (a task hop on the way to the first token).
+        call = self._client._client_stub.ModelStreamInfer(metadata=self._client._get_metadata(None))
         ended = False
         try:
+            await call.write(request)
+            await call.done_writing()
             async for response in call:
                 if response.error_message:
                     raise to_openai_error(InferenceServerException(msg=response.error_message))
