@@ -49,8 +49,22 @@ class StreamUsage:
     continuous: bool = False
 
 
+# Characters JSON may leave raw but line readers take for line breaks (httpx's aiter_lines, and so httpx-sse,
+# splits text as str.splitlines does): escaped, so that a generated token cannot cut an event in two. In UTF-8
+# these byte sequences only ever encode those characters.
+_LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+
+
+def one_line(data: bytes) -> bytes:
+    """JSON bytes without raw U+0085 / U+2028 / U+2029 (the same JSON value, escaped)."""
+    for raw, escaped in _LINE_BREAKS:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
+
+
 def event(data: dict) -> bytes:
-    return b"data: " + orjson.dumps(data) + b"\n\n"
+    return b"data: " + one_line(orjson.dumps(data)) + b"\n\n"
 
 
 class Frames:
@@ -65,9 +79,9 @@ class Frames:
 
     def frame(self, choices: list[dict], usage: Usage | None = None) -> bytes:
         if not self.with_usage:
-            return self.head + orjson.dumps(choices) + b"}\n\n"
+            return self.head + one_line(orjson.dumps(choices)) + b"}\n\n"
         counts = None if usage is None else usage.model_dump()
-        return self.head + orjson.dumps(choices) + b',"usage":' + orjson.dumps(counts) + b"}\n\n"
+        return self.head + one_line(orjson.dumps(choices)) + b',"usage":' + orjson.dumps(counts) + b"}\n\n"
 
 
 async def _with_end(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -270,3 +270,19 @@ async def test_responses_that_arrived_together_go_out_in_one_chunk(app, fake):
     assert events[-1] == b"[DONE]" and len(writes) <= 2  # the fake sends all its responses at once ...
     chunks = [json.loads(e) for e in events[:-1]]
     assert len(chunks) == 1 and chunks[0]["choices"][0]["text"] == TEXT  # ... so they make one chunk
+
+
+def test_a_token_with_a_unicode_line_separator_does_not_cut_its_event():
+    """httpx's aiter_lines (and httpx-sse on it) splits on U+0085 / U+2028 / U+2029, which JSON may leave raw:
+    a frame must stay one line and still carry the exact text."""
+    from httpx._decoders import LineDecoder
+
+    from adapter.llm.responses import ResponseMeta
+    from adapter.llm.sse import Frames, StreamUsage, event
+    text = "a\u2028b\x85c\u2029d"
+    frame = Frames(ResponseMeta.new("chatcmpl", MODEL), "chat.completion.chunk", StreamUsage()).frame(
+        [{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
+    for data in (frame, event({"error": {"message": text}})):
+        lines = [line for line in LineDecoder().decode(data.decode()) if line]
+        assert len(lines) == 1 and lines[0].startswith("data: ")
+        assert text in json.dumps(json.loads(lines[0][6:]), ensure_ascii=False)
