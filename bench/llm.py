@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
 from builders.llm import DEMO_ID  # noqa: E402
 from builders.llm.repository import TEMPLATE, build_model  # noqa: E402
-from builders.triton_config import copy_template_code  # noqa: E402
 from builders.llm.tiny import TinySpec, make_tiny_llama  # noqa: E402
+from builders.triton_config import copy_template_code  # noqa: E402
 from bench.measure import group_cpu_seconds  # noqa: E402
 
 BENCH_ID = "bench-llama"

@@ -55,8 +55,9 @@ class StreamUsage:
 _LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
 
 
-def one_line(data: bytes) -> bytes:
-    """JSON bytes without raw U+0085 / U+2028 / U+2029 (the same JSON value, escaped)."""
+def json_line(value) -> bytes:
+    """`value` as JSON for an event's data: no raw U+0085 / U+2028 / U+2029 (the same JSON value, escaped)."""
+    data = orjson.dumps(value)
     for raw, escaped in _LINE_BREAKS:
         if raw in data:
             data = data.replace(raw, escaped)
@@ -64,7 +65,7 @@ def one_line(data: bytes) -> bytes:
 
 
 def event(data: dict) -> bytes:
-    return b"data: " + one_line(orjson.dumps(data)) + b"\n\n"
+    return b"data: " + json_line(data) + b"\n\n"
 
 
 class Frames:
@@ -79,9 +80,9 @@ class Frames:
 
     def frame(self, choices: list[dict], usage: Usage | None = None) -> bytes:
         if not self.with_usage:
-            return self.head + one_line(orjson.dumps(choices)) + b"}\n\n"
+            return self.head + json_line(choices) + b"}\n\n"
         counts = None if usage is None else usage.model_dump()
-        return self.head + one_line(orjson.dumps(choices)) + b',"usage":' + orjson.dumps(counts) + b"}\n\n"
+        return self.head + json_line(choices) + b',"usage":' + orjson.dumps(counts) + b"}\n\n"
 
 
 async def _with_end(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
