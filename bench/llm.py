@@ -8,7 +8,7 @@ vocabulary with the LM head tied to the embedding like Llama-3.2-1B/3B, random w
 `python -m builders llm-tiny --hidden 1024 --layers 8 --heads 16 --kv-heads 4 --tie-word-embeddings`) and the demo
 `tiny-llama-3`.
 Every request: a chat prompt, greedy, `ignore_eos`, its own max_tokens: all sides make the same tokens.
-At concurrency c, 4c requests (16 at c=1; max_tokens tokens/2..3*tokens/2, so they finish at different steps
+At concurrency c, 4c requests (at c=1 16, 48 for the demo model; max_tokens tokens/2..3*tokens/2, so they finish at different steps
 and new ones join the running batch) are sent by c closed-loop clients, in slices (c=1: 1 request, else 2c) with
 the sides interleaved (the machine is shared: load drifts). HF generate: one static batch of c, --hf-tokens new tokens.
   served    openai-style HTTP to the adapter (aiohttp + orjson, SSE for streaming), tritonserver + adapter started here
@@ -48,7 +48,9 @@ BENCH_SPEC = TinySpec(seed=0, hidden_size=1024, intermediate_size=2048, num_laye
                       tie_word_embeddings=True)  # 128,256 x 1024 once (525 MB fp32), not twice
 CONCURRENCY = {BENCH_ID: (1, 8, 32), DEMO_ID: (1, 8, 32, 128)}
 HF_MAX_BATCH = 32
-C1_REQUESTS = 16  # at c=1 4c requests would leave the TTFT p50 to 4 samples
+# Requests at c=1 (4c would leave the TTFT p50 to 4 samples). The demo model's served TTFT spreads 6-14 ms
+# from request to request on 2 cores (a p50 over 16 moved by 2 ms between runs); its requests are cheap.
+C1_REQUESTS = {BENCH_ID: 16, DEMO_ID: 48}
 WORDS = ("the model server sends a long answer to every question however large the batch is today river "
          "mountain seven cities language music history science coffee morning").split()
 
@@ -241,28 +243,46 @@ async def _one(session, url: str, model: str, chat: tuple[str, int], stream: boo
     return tokens, (times[0] - start) if times else float("nan"), gaps
 
 
-async def _served(base: str, model: str, chats: list[tuple[str, int]], c: int, stream: bool,
+async def _served(session, model: str, chats: list[tuple[str, int]], c: int, stream: bool,
                   extra: dict | None = None) -> dict:
-    """c closed-loop clients on aiohttp + orjson: at c=128 on 2 cores an httpx client measured ~3x below aiperf
-    on the same server, the client being the bottleneck."""
-    import aiohttp  # noqa: PLC0415
+    queue = list(chats)
+    results = []
 
-    connector = aiohttp.TCPConnector(limit=c + 4)
-    async with aiohttp.ClientSession(base_url=base, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=600)) as session:
-        queue = list(chats)
-        results = []
+    async def worker():
+        while queue:
+            results.append(await _one(session, "/v1/chat/completions", model, queue.pop(0), stream, extra))
 
-        async def worker():
-            while queue:
-                results.append(await _one(session, "/v1/chat/completions", model, queue.pop(0), stream, extra))
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(c)))
-        wall = time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(c)))
+    wall = time.perf_counter() - start
     ttft = [r[1] for r in results] if stream else []
     itl = [g for r in results for g in r[2]]
     return row("served stream" if stream else "served", c, sum(r[0] for r in results), wall, ttft, itl)
+
+
+class HttpClient:
+    """The served sides' client: c closed-loop workers on aiohttp + orjson (at c=128 on 2 cores an httpx client
+    measured ~3x below aiperf on the same server, the client being the bottleneck). One session, so one pool of
+    keep-alive connections, on one event loop for the whole run, as an OpenAI SDK client keeps its connections:
+    a session per slice opened a new connection for every request at c=1 (a slice is one request), which the
+    time to first token then counted."""
+
+    def __init__(self, base: str):
+        import aiohttp  # noqa: PLC0415
+
+        async def session() -> aiohttp.ClientSession:  # made on the loop it will run on
+            return aiohttp.ClientSession(base_url=base, connector=aiohttp.TCPConnector(limit=0),
+                                         timeout=aiohttp.ClientTimeout(total=600))
+
+        self.loop = asyncio.new_event_loop()
+        self.session = self.loop.run_until_complete(session())
+
+    def served(self, model: str, chats: list[tuple[str, int]], c: int, stream: bool, extra: dict | None = None) -> dict:
+        return self.loop.run_until_complete(_served(self.session, model, chats, c, stream, extra))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.session.close())
+        self.loop.close()
 
 
 def interleaved(runs: dict, chats: list[str], c: int) -> list[dict]:
@@ -326,21 +346,22 @@ def long_document_schema(tokens: int) -> dict:
             "required": ["rows"], "additionalProperties": False}
 
 
-def structured_rows(adapter_url: str, version_dir: Path, tokens: int, concurrency=STRUCTURED_CONCURRENCY) -> list[dict]:
+def structured_rows(client: HttpClient, version_dir: Path, tokens: int,
+                    concurrency=STRUCTURED_CONCURRENCY) -> list[dict]:
     schema = long_document_schema(tokens)
     guide = {"type": "json_schema", "schema": schema}
     extra = {"response_format": {"type": "json_schema", "json_schema": {"name": "rows", "schema": schema}}}
     inproc = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     inproc.submit(bench_inproc, version_dir, prompts(2, 4), 1, guide).result()  # warm-up: imports, compile
-    asyncio.run(_served(adapter_url, BENCH_ID, prompts(2, 4), 1, False, extra))
+    client.served(BENCH_ID, prompts(2, 4), 1, False, extra)
     rows = []
     for c in concurrency:
         chats = prompts(4 * c, tokens, seed=100 + c)
         runs = {
             "in-proc": lambda part: inproc.submit(bench_inproc, version_dir, part, c).result(),
             "in-proc json_schema": lambda part: inproc.submit(bench_inproc, version_dir, part, c, guide).result(),
-            "served": lambda part: asyncio.run(_served(adapter_url, BENCH_ID, part, c, False)),
-            "served json_schema": lambda part: asyncio.run(_served(adapter_url, BENCH_ID, part, c, False, extra)),
+            "served": lambda part: client.served(BENCH_ID, part, c, False),
+            "served json_schema": lambda part: client.served(BENCH_ID, part, c, False, extra),
         }
         for r in interleaved(runs, chats, c):
             r["model"] = BENCH_ID
@@ -464,10 +485,10 @@ def main() -> int:
     rows: list[dict] = []
     logs = args.work / "logs"
     with Stack(repo, logs) as stack:
-        adapter = stack.adapter
+        client = HttpClient(stack.adapter.url)
         groups = (stack.triton.proc.pid, stack.adapter.proc.pid)  # each leads its process group
         if args.structured_only:
-            section = structured_report(structured_rows(adapter.url, repo / BENCH_ID / "1", args.tokens), args.tokens)
+            section = structured_report(structured_rows(client, repo / BENCH_ID / "1", args.tokens), args.tokens)
             old = args.out.read_text() if args.out.exists() else "# LLM benchmark\n"
             stamp = (f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python bench/llm.py --structured-only --tokens {args.tokens}`"
                      f" ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average (1 min) {load_before:.1f}"
@@ -480,19 +501,18 @@ def main() -> int:
         print(json.dumps(steps), flush=True)
         for model in args.models:
             version_dir = repo / model / "1"
-            asyncio.run(_served(adapter.url, model, prompts(2, 4), 1, False))  # warm-up
+            client.served(model, prompts(2, 4), 1, False)  # warm-up
             # The engine loop runs in a fresh worker process: inside this one (servers' client, asyncio, HF
             # models) it measured ~30% slower than standalone at c=1, which would flatter the served ratios.
             inproc = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
             inproc.submit(bench_inproc, version_dir, prompts(2, 4), 1).result()
             for c in args.concurrency or CONCURRENCY[model]:
-                chats = prompts(max(4 * c, C1_REQUESTS), args.tokens, seed=c)
+                chats = prompts(max(4 * c, C1_REQUESTS[model]), args.tokens, seed=c)
                 runs = {
                     "in-proc": lambda part: inproc.submit(bench_inproc, version_dir, part, c).result(),
                     "served stream": with_stack_cpu(
-                        lambda part: asyncio.run(_served(adapter.url, model, part, c, True)), groups),
-                    "served": with_stack_cpu(lambda part: asyncio.run(_served(adapter.url, model, part, c, False)),
-                                             groups),
+                        lambda part: client.served(model, part, c, True), groups),
+                    "served": with_stack_cpu(lambda part: client.served(model, part, c, False), groups),
                 }
                 sides = interleaved(runs, chats, c)
                 if not args.skip_hf and c <= HF_MAX_BATCH:  # one static batch of c, fewer tokens: HF is the slow side on CPU
@@ -503,7 +523,8 @@ def main() -> int:
                 rows += sides
             inproc.shutdown()
             _hf.clear()
-        structured = structured_report(structured_rows(adapter.url, repo / BENCH_ID / "1", args.tokens), args.tokens)
+        structured = structured_report(structured_rows(client, repo / BENCH_ID / "1", args.tokens), args.tokens)
+        client.close()
     elapsed = time.perf_counter() - t0
     load = f"load average (1 min) {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end, {os.cpu_count()} CPUs"
     report = (f"# LLM benchmark\n\nCommand: `HF_HUB_OFFLINE=1 .venv/bin/python bench/llm.py "

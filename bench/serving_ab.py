@@ -15,7 +15,6 @@ Each round sends 2c requests to every variant in rotated order (the machine is s
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.llm import _served, prompts  # noqa: E402
+from bench.llm import HttpClient, prompts  # noqa: E402
 from bench.measure import tree_cpu_seconds  # noqa: E402
 from builders.llm import DEMO_ID  # noqa: E402
 from builders.triton_config import load_config, set_parameters, write_model  # noqa: E402
@@ -54,6 +53,7 @@ class Variant(ManagedProcess):
                           str(self.port), "--log-dir", str(work / spec["name"] / "logs")],
                          work / spec["name"] / "serve.log", env={**os.environ, **spec.get("env", {})})
         self.name = spec["name"]
+        self.client: HttpClient | None = None
 
     @property
     def url(self) -> str:
@@ -67,7 +67,7 @@ def run_round(variants: list[Variant], model: str, chats: list, c: int, shift: i
     out = {}
     for v in variants[shift:] + variants[:shift]:
         before = v.cpu()
-        r = asyncio.run(_served(v.url, model, chats, c, True))
+        r = v.client.served(model, chats, c, True)
         after = v.cpu()
         r["cpu"] = {name: after[name] - before.get(name, 0.0) for name in after}
         r["cpu_s"] = sum(r["cpu"].values())
@@ -100,7 +100,8 @@ def main() -> int:
             v.start()
         for v in variants:
             v.wait_until(lambda v=v: http_ok(f"{v.url}/health/ready"), 300)
-            asyncio.run(_served(v.url, args.model, prompts(4, 8), 2, True))  # warm-up
+            v.client = HttpClient(v.url)
+            v.client.served(args.model, prompts(4, 8), 2, True)  # warm-up
         for c in args.concurrency:
             per: dict[str, list[dict]] = {v.name: [] for v in variants}
             for i in range(args.rounds):
@@ -111,6 +112,8 @@ def main() -> int:
                 print(json.dumps({"variant": name, "c": c, **summary(rows)}), flush=True)
     finally:
         for v in variants:
+            if v.client is not None:
+                v.client.close()
             v.stop()
     print(f"# load average (1 min): {load:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
