@@ -8,9 +8,9 @@ vocabulary with the LM head tied to the embedding like Llama-3.2-1B/3B, random w
 `python -m builders llm-tiny --hidden 1024 --layers 8 --heads 16 --kv-heads 4 --tie-word-embeddings`) and the demo
 `tiny-llama-3`.
 Every request: a chat prompt, greedy, `ignore_eos`, its own max_tokens: all sides make the same tokens.
-At concurrency c, 4c requests (at c=1 16, 48 for the demo model; max_tokens tokens/2..3*tokens/2, so they finish at different steps
-and new ones join the running batch) are sent by c closed-loop clients, in slices (c=1: 1 request, else 2c) with
-the sides interleaved (the machine is shared: load drifts). HF generate: one static batch of c, --hf-tokens new tokens.
+At concurrency c, 4c requests (at c=1 16, 48 for the demo model; max_tokens tokens/2..3*tokens/2, so they finish
+at different steps and new ones join the running batch) are sent by c closed-loop clients, in slices (c=1: 1
+request, else 2c) with the sides interleaved (the machine is shared: load drifts). HF generate: one static batch of c, --hf-tokens new tokens.
   served    openai-style HTTP to the adapter (aiohttp + orjson, SSE for streaming), tritonserver + adapter started here
   in-proc   runtime.llm.generator.Generator (same tokenizer, ONNX file, scheduler) driven in a worker process
   hf        transformers generate on the checkpoint, static batches of c (left padding), torch on CPU
@@ -89,13 +89,18 @@ def with_stack_cpu(run, process_groups: tuple[int, ...]):
 def build(work: Path) -> Path:
     repo = work / "repo"
     for model_id, spec in ((BENCH_ID, BENCH_SPEC), (DEMO_ID, TinySpec())):
-        ckpt = work / model_id / "checkpoint"
-        if not (ckpt / "model.safetensors").exists():
-            make_tiny_llama(ckpt, spec)
-        if not (repo / model_id / "1" / "model.onnx").exists():
-            build_model(ckpt, repo, model_id, work=work / model_id, max_batch_size=32)
-        copy_template_code(TEMPLATE, repo / model_id / "1")  # a cached engine, but today's model.py
+        build_generator(work, repo, model_id, spec)
     return repo
+
+
+def build_generator(work: Path, repo: Path, model_id: str, spec: TinySpec) -> None:
+    """A tiny Llama checkpoint and its generator in `repo`, both cached under `work`."""
+    ckpt = work / model_id / "checkpoint"
+    if not (ckpt / "model.safetensors").exists():
+        make_tiny_llama(ckpt, spec)
+    if not (repo / model_id / "1" / "model.onnx").exists():
+        build_model(ckpt, repo, model_id, work=work / model_id, max_batch_size=32)
+    copy_template_code(TEMPLATE, repo / model_id / "1")  # a cached engine, but today's model.py
 
 
 # -- in-process engine loop ------------------------------------------------------------------------------

@@ -32,9 +32,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
 from bench import llm  # noqa: E402
 from builders.llm import DEMO_ID  # noqa: E402
-from builders.llm.repository import TEMPLATE, build_model  # noqa: E402
-from builders.llm.tiny import TinySpec, make_tiny_llama  # noqa: E402
-from builders.triton_config import copy_template_code  # noqa: E402
+from builders.llm.tiny import TinySpec  # noqa: E402
 
 INSTANT = "instant"
 KINDS = ("served", "in-proc", "floor", "grpc", "health")
@@ -42,12 +40,7 @@ KINDS = ("served", "in-proc", "floor", "grpc", "health")
 
 def build(work: Path) -> Path:
     repo = work / "repo"
-    ckpt = work / DEMO_ID / "checkpoint"
-    if not (ckpt / "model.safetensors").exists():
-        make_tiny_llama(ckpt, TinySpec())
-    if not (repo / DEMO_ID / "1" / "model.onnx").exists():
-        build_model(ckpt, repo, DEMO_ID, work=work / DEMO_ID, max_batch_size=32)
-    copy_template_code(TEMPLATE, repo / DEMO_ID / "1")
+    llm.build_generator(work, repo, DEMO_ID, TinySpec())
     instant = repo / INSTANT
     (instant / "1").mkdir(parents=True, exist_ok=True)
     config = (repo / DEMO_ID / "config.pbtxt").read_text()
@@ -57,8 +50,7 @@ def build(work: Path) -> Path:
 
 
 async def grpc_first(triton, text: str, max_tokens: int) -> float:
-    payload = json.dumps({"messages": [{"role": "user", "content": text}], "stream": True,
-                          "sampling": {"temperature": 0, "max_tokens": max_tokens, "ignore_eos": True}})
+    payload = llm._body(text, max_tokens)  # the in-process side's request (streamed: the contract's default)
     start, first = time.perf_counter(), None
     async for _ in triton.stream(INSTANT, {"request": np.array([payload.encode()], dtype=np.object_)}):
         first = first or time.perf_counter() - start
@@ -72,14 +64,7 @@ async def health(session) -> float:
     return time.perf_counter() - start
 
 
-def measure(stack, version_dir: Path, chats: list[tuple[str, int]], inproc: ProcessPoolExecutor) -> dict:
-    from adapter.triton_client import TritonClient  # noqa: PLC0415
-
-    async def client() -> TritonClient:  # gRPC's aio channel binds to the loop it is made in
-        return TritonClient(stack.triton.grpc_url, 30)
-
-    http = llm.HttpClient(stack.adapter.url)  # bench/llm.py's served client: one keep-alive pool
-    triton = http.loop.run_until_complete(client())
+def measure(http, triton, version_dir: Path, chats: list[tuple[str, int]], inproc: ProcessPoolExecutor) -> dict:
     run = {
         "served": lambda chat: http.served(DEMO_ID, [chat], 1, True)["ttft_p50"] / 1e3,
         "in-proc": lambda chat: inproc.submit(llm.bench_inproc, version_dir, [chat], 1).result()["ttft_p50"] / 1e3,
@@ -91,8 +76,6 @@ def measure(stack, version_dir: Path, chats: list[tuple[str, int]], inproc: Proc
     for i, chat in enumerate(chats):
         for kind in KINDS[i % len(KINDS):] + KINDS[:i % len(KINDS)]:
             out[kind].append(1e3 * run[kind](chat))
-    http.loop.run_until_complete(triton.close())
-    http.close()
     return {k: statistics.median(v) for k, v in out.items()}
 
 
@@ -128,11 +111,21 @@ def main() -> int:
     inproc = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     rounds = []
     with Stack(repo, args.work / "logs") as stack:
+        from adapter.triton_client import TritonClient  # noqa: PLC0415
+
+        async def grpc_client() -> TritonClient:  # gRPC's aio channel binds to the loop it is made in
+            return TritonClient(stack.triton.grpc_url, 30)
+
+        http = llm.HttpClient(stack.adapter.url)  # bench/llm.py's served client: one keep-alive pool
+        triton = http.loop.run_until_complete(grpc_client())
         inproc.submit(llm.bench_inproc, version_dir, llm.prompts(2, 4), 1).result()  # warm-up
-        measure(stack, version_dir, llm.prompts(10, 8, seed=99), inproc)
+        measure(http, triton, version_dir, llm.prompts(10, 8, seed=99), inproc)
         for r in range(args.rounds):
-            rounds.append(measure(stack, version_dir, llm.prompts(args.requests, args.tokens, seed=r), inproc))
+            chats = llm.prompts(args.requests, args.tokens, seed=r)
+            rounds.append(measure(http, triton, version_dir, chats, inproc))
             print(json.dumps(rounds[-1]), flush=True)
+        http.loop.run_until_complete(triton.close())
+        http.close()
     inproc.shutdown()
     text = report(rounds, "HF_HUB_OFFLINE=1 .venv/bin/python bench/ttft_floor.py " + " ".join(sys.argv[1:]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
