@@ -34,21 +34,24 @@ class ModelRegistry:
         self._triton, self._ttl_s = triton, ttl_s
         self._started = int(time.time())
         self._models: dict[str, ServedModel] = {}
+        self._sorted: list[ServedModel] = []
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def list(self) -> list[ServedModel]:
-        async with self._lock:
-            if time.monotonic() - self._fetched_at > self._ttl_s:
-                self._models = await self._discover()
-                self._fetched_at = time.monotonic()
-        return sorted(self._models.values(), key=lambda m: m.id)
+        await self._refresh()
+        return list(self._sorted)
+
+    async def find(self, model_id: str) -> ServedModel | None:
+        """The served model of that id, None when there is none (every request asks: a dict lookup)."""
+        await self._refresh()
+        return self._models.get(model_id)
 
     async def get(self, model_id: str) -> ServedModel:
-        for model in await self.list():
-            if model.id == model_id:
-                return model
-        raise model_not_found(model_id)
+        model = await self.find(model_id)
+        if model is None:
+            raise model_not_found(model_id)
+        return model
 
     async def resolve(self, model_id: str, task: Task) -> ServedModel:
         model = await self.get(model_id)
@@ -56,6 +59,18 @@ class ModelRegistry:
             raise invalid_request(f"The model `{model_id}` serves {model.task.value}, not {task.value}.",
                                   "model", "model_not_supported")
         return model
+
+    async def _refresh(self) -> None:
+        if self._fresh():  # the common case: no lock taken
+            return
+        async with self._lock:
+            if not self._fresh():  # another request may have refreshed it while this one waited
+                self._models = await self._discover()
+                self._sorted = sorted(self._models.values(), key=lambda m: m.id)
+                self._fetched_at = time.monotonic()
+
+    def _fresh(self) -> bool:
+        return time.monotonic() - self._fetched_at <= self._ttl_s
 
     async def _discover(self) -> dict[str, ServedModel]:
         ready = [m["name"] for m in await self._triton.repository_index() if m.get("state") == "READY"]

@@ -7,6 +7,8 @@ generator's contract answered at once, no tokenizer, no engine). Per request, in
   served    SSE chat completion on tiny-llama-3 through the adapter, as bench/llm.py's served stream side measures it
   in-proc   the same chat in bench/llm.py's in-process engine loop (parse, template, tokenize, prefill, sample)
   floor     the same SSE chat on `instant`: HTTP, the adapter, gRPC, Triton and the Python-backend crossing
+  floor hot the floor again right after a floor request: the same code on warm caches and busy cores (floor -
+            floor hot is what running after other work, or after a pause, costs on this machine)
   grpc      `instant` straight over gRPC (the adapter's TritonClient.stream): Triton and the Python backend only
   health    GET /health: an HTTP round trip through the adapter's middlewares
 The HTTP kinds share one keep-alive connection pool (bench/llm.py's HttpClient), as an OpenAI SDK client does.
@@ -35,7 +37,7 @@ from builders.llm import DEMO_ID  # noqa: E402
 from builders.llm.tiny import TinySpec  # noqa: E402
 
 INSTANT = "instant"
-KINDS = ("served", "in-proc", "floor", "grpc", "health")
+KINDS = ("served", "in-proc", "floor", "floor hot", "grpc", "health")
 
 
 def build(work: Path) -> Path:
@@ -69,6 +71,7 @@ def measure(http, triton, version_dir: Path, chats: list[tuple[str, int]], inpro
         "served": lambda chat: http.served(DEMO_ID, [chat], 1, True)["ttft_p50"] / 1e3,
         "in-proc": lambda chat: inproc.submit(llm.bench_inproc, version_dir, [chat], 1).result()["ttft_p50"] / 1e3,
         "floor": lambda chat: http.served(INSTANT, [chat], 1, True)["ttft_p50"] / 1e3,
+        "floor hot": lambda chat: [http.served(INSTANT, [chat], 1, True) for _ in range(2)][1]["ttft_p50"] / 1e3,
         "grpc": lambda chat: http.loop.run_until_complete(grpc_first(triton, *chat)),
         "health": lambda chat: http.loop.run_until_complete(health(http.session)),
     }
@@ -82,7 +85,8 @@ def measure(http, triton, version_dir: Path, chats: list[tuple[str, int]], inpro
 def report(rounds: list[dict], command: str) -> str:
     derived = [("served - in-proc (goal <= 5)", lambda r: r["served"] - r["in-proc"]),
                ("served - in-proc - floor", lambda r: r["served"] - r["in-proc"] - r["floor"]),
-               ("floor - grpc (the adapter's share of the floor)", lambda r: r["floor"] - r["grpc"])]
+               ("floor - grpc (the adapter's share of the floor)", lambda r: r["floor"] - r["grpc"]),
+               ("floor - floor hot (what cold caches and idle cores cost the floor)", lambda r: r["floor"] - r["floor hot"])]
     lines = [f"# Time to first token at c=1: floor, engine, rest\n\nCommand: `{command}` "
              f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n",
              "p50 in ms per round (each round: its requests, the kinds in rotated order), and the median of rounds.\n",

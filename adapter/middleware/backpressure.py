@@ -36,7 +36,9 @@ class InFlightLimiter:
         """Take one of `model`'s slots; raises the 429 OpenAIError when none frees in time."""
         if self.limit <= 0:
             return
-        slots = self._models.setdefault(model, _Slots(asyncio.Semaphore(self.limit)))
+        slots = self._models.get(model)
+        if slots is None:
+            slots = self._models[model] = _Slots(asyncio.Semaphore(self.limit))
         slots.users += 1
         try:
             await self._wait(slots, model)
@@ -59,7 +61,10 @@ class InFlightLimiter:
             del self._models[model]
 
     async def _wait(self, slots: _Slots, model: str) -> None:
-        if self.queue_timeout_s <= 0 and slots.semaphore.locked():
+        if not slots.semaphore.locked():  # a free slot is taken without suspending: no timer to arm
+            await slots.semaphore.acquire()
+            return
+        if self.queue_timeout_s <= 0:
             raise overloaded(model, self.limit, self.retry_after_s)
         try:
             # asyncio.timeout keeps the acquire in this task, so a late wake-up is never lost (unlike wait_for).

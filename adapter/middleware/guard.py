@@ -62,10 +62,10 @@ async def served_model(scope: Scope, model: str | None) -> str | None:
     if model is None:
         return None
     try:
-        served = await scope["app"].state.registry.list()
+        served = await scope["app"].state.registry.find(model)
     except Exception:  # noqa: BLE001  (Triton unreachable: the router answers 503 itself)
         return None
-    return model if any(m.id == model for m in served) else None
+    return model if served is not None else None
 
 
 async def run_cancelling_on_disconnect(app: ASGIApp, scope: Scope, body: bytes, receive: Receive,

@@ -1,16 +1,14 @@
 """POST /v1/chat/completions (JSON or SSE with `stream: true`)."""
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Request, Response
 
-from adapter.deps import get_registry, get_triton
 from adapter.llm.protocol import ChatCompletionRequest
 from adapter.llm.service import create_chat_completion
-from adapter.model_registry import ModelRegistry
-from adapter.triton_client import TritonClient
+from adapter.routers.json_body_route import JSONBodyRoute
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=JSONBodyRoute)
 
 
 @router.post("/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, triton: TritonClient = Depends(get_triton),
-                           registry: ModelRegistry = Depends(get_registry)) -> Response:
-    return await create_chat_completion(body, triton, registry)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    state = request.app.state
+    return await create_chat_completion(body, state.triton, state.registry)

@@ -132,8 +132,8 @@ class FakeRegistry:
         def __init__(self, id):
             self.id = id
 
-    async def list(self):
-        return [self.Model("m")]
+    async def find(self, model_id):
+        return self.Model(model_id) if model_id == "m" else None
 
 
 def make_app(**env) -> FastAPI:
