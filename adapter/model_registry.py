@@ -34,13 +34,12 @@ class ModelRegistry:
         self._triton, self._ttl_s = triton, ttl_s
         self._started = int(time.time())
         self._models: dict[str, ServedModel] = {}
-        self._sorted: list[ServedModel] = []
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def list(self) -> list[ServedModel]:
         await self._refresh()
-        return list(self._sorted)
+        return sorted(self._models.values(), key=lambda m: m.id)
 
     async def find(self, model_id: str) -> ServedModel | None:
         """The served model of that id, None when there is none (every request asks: a dict lookup)."""
@@ -66,7 +65,6 @@ class ModelRegistry:
         async with self._lock:
             if not self._fresh():  # another request may have refreshed it while this one waited
                 self._models = await self._discover()
-                self._sorted = sorted(self._models.values(), key=lambda m: m.id)
                 self._fetched_at = time.monotonic()
 
     def _fresh(self) -> bool:

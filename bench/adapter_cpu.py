@@ -24,21 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit")]  # run as a script from any directory
 
 from fastapi import APIRouter  # noqa: E402
-from fake_llm_triton import MODEL, FakeTriton, served_model  # noqa: E402
+from fake_llm_triton import MODEL, FakeRegistry, FakeTriton  # noqa: E402
 
 import adapter.app  # noqa: E402
 from adapter.routers import chat, completions  # noqa: E402
 from adapter.settings import Settings  # noqa: E402
 
 PATH = "/v1/chat/completions"
-
-
-class Registry:
-    async def find(self, model_id: str):
-        return served_model() if model_id == MODEL else None
-
-    async def resolve(self, model_id: str, task):
-        return served_model()
 
 
 def make_app(plain_routes: bool):
@@ -52,7 +44,7 @@ def make_app(plain_routes: bool):
         app = adapter.app.create_app(Settings())
     finally:
         adapter.app.ROUTERS[:] = routers
-    app.state.triton, app.state.registry = FakeTriton(), Registry()
+    app.state.triton, app.state.registry = FakeTriton(), FakeRegistry()
     return app
 
 

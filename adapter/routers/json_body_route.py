@@ -25,6 +25,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
+from adapter.middleware.asgi import header
+
 
 @lru_cache(maxsize=64)
 def is_json(content_type: str) -> bool:
@@ -45,13 +47,6 @@ def json_decode_error(exc: json.JSONDecodeError) -> RequestValidationError:
                                     "input": {}, "ctx": {"error": exc.msg}}], body=exc.doc)
 
 
-def _content_type(scope: Scope) -> str | None:
-    for key, value in scope["headers"]:
-        if key == b"content-type":
-            return value.decode("latin-1")
-    return None
-
-
 class JSONBodyRoute(APIRoute):
     def __init__(self, path: str, endpoint: typing.Callable, **kwargs: typing.Any):
         super().__init__(path, endpoint, **kwargs)
@@ -62,7 +57,7 @@ class JSONBodyRoute(APIRoute):
         self.body_model: type[BaseModel] = hints["body"]
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        content_type = _content_type(scope)
+        content_type = header(scope, b"content-type")
         if scope["method"] not in self.methods or not content_type or not is_json(content_type):
             return await super().handle(scope, receive, send)
         request = Request(scope, receive, send)

@@ -29,6 +29,9 @@ def served_model() -> ServedModel:
 
 
 class FakeRegistry:
+    async def find(self, model_id: str) -> ServedModel | None:
+        return served_model() if model_id == MODEL else None
+
     async def resolve(self, model_id: str, task: Task) -> ServedModel:
         from adapter.errors import model_not_found  # noqa: PLC0415
         if model_id != MODEL:
