@@ -81,6 +81,7 @@ class Scheduler:
         self._drop_cancelled()
         admitted = self._admit()
         if admitted:
+            self.running += admitted  # before the engine runs: if it fails, _fail_all fails these jobs too
             self._prefill(admitted)
             now = time.monotonic()
             for job in admitted:  # the first tokens go out now, not after the next decode step
@@ -130,7 +131,6 @@ class Scheduler:
             self.session.fork(job.choices[0].slot, [c.slot for c in job.choices[1:]])
             for choice in job.choices:
                 self._accept(job, choice, choice.sampler.sample(row))
-            self.running.append(job)
 
     # -- decode -------------------------------------------------------------------------------------------
     def _decode(self, jobs: list[Job]) -> None:

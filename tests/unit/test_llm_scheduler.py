@@ -3,6 +3,7 @@ n choices, finish reasons, usage and the response stream contract."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 
@@ -210,3 +211,41 @@ def test_fresh_job_is_admitted_without_a_cancellation_check_and_idle_submit_says
     sched.step()
     assert first.checks == second.checks == 0 and len(sched.running) == 2
     assert all(j.started.is_set() for j in jobs)  # what Generator.submit(wait_first_s=...) waits for
+
+
+def test_a_failed_prefill_fails_its_job_and_the_loop_serves_on():
+    """A job taken off the queue whose prefill fails gets the error (it hung before: it was in neither list)."""
+    class FailingOnce(FakeEngine):
+        failed = False
+
+        def prefill(self, slots, prompts):
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("device lost")
+            return super().prefill(slots, prompts)
+
+    class FailSink(ListSink):
+        error = None
+
+        def fail(self, error):
+            self.error = error
+
+    sched = Scheduler(FailingOnce(), VOCAB, max_batch_size=2)
+    sched.start()
+    try:
+        broken, fine = FailSink(), ListSink()
+        sched.submit(job([0], broken, max_tokens=3))
+        _wait(lambda: broken.error is not None)
+        assert "device lost" in str(broken.error) and broken.responses == [] and broken.finals == 0
+        sched.submit(job([3], fine, max_tokens=3))
+        _wait(lambda: fine.finals == 1)
+        assert fine.choices() == {0: ("efg", "length")}
+    finally:
+        sched.stop()
+
+
+def _wait(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
