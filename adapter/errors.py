@@ -54,6 +54,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     msg = err.get("msg", "invalid request")
     if err.get("type") == "json_invalid":
         return "We could not parse the JSON body of your request.", None
+    if err.get("type") == "missing" and param is None:  # no body at all (FastAPI reports the body as missing)
+        return "The request has no body: send the parameters as a JSON object (Content-Type: application/json).", None
     if err.get("type") == "missing":
         return f"Missing required parameter: '{param}'.", param
     return f"Invalid value for '{param}': {msg}" if param else msg, param

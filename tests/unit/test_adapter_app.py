@@ -37,7 +37,10 @@ def test_invalid_body_is_400_envelope_with_param():
         missing = client.post("/v1/echo", json={"count": 2}).json()["error"]
         wrong = client.post("/v1/echo", json={"model": "m", "count": "many"})
         broken = client.post("/v1/echo", content=b"{not json", headers={"content-type": "application/json"})
+        empty = client.post("/v1/echo", content=b"", headers={"content-type": "application/json"})
     assert missing["param"] == "model" and "Missing required parameter" in missing["message"]
+    assert empty.status_code == 400 and empty.json()["error"]["param"] is None
+    assert "no body" in empty.json()["error"]["message"] and "None" not in empty.json()["error"]["message"]
     assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "count"
     assert broken.status_code == 400 and broken.json()["error"]["type"] == "invalid_request_error"
 
