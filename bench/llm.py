@@ -9,8 +9,8 @@ vocabulary with the LM head tied to the embedding like Llama-3.2-1B/3B, random w
 `tiny-llama-3`.
 Every request: a chat prompt, greedy, `ignore_eos`, its own max_tokens: all sides make the same tokens.
 At concurrency c, 4c requests (at c=1 16, 48 for the demo model; max_tokens tokens/2..3*tokens/2, so they finish
-at different steps and new ones join the running batch) are sent by c closed-loop clients, in slices (c=1: 1
-request, else 2c) with the sides interleaved (the machine is shared: load drifts). HF generate: one static batch of c, --hf-tokens new tokens.
+at different steps and new ones join the running batch) are sent by c closed-loop clients, in slices (2c requests,
+8 at c=1) with the sides interleaved (the machine is shared: load drifts); percentiles pool the slices' requests. HF generate: one static batch of c, --hf-tokens new tokens.
   served    openai-style HTTP to the adapter (aiohttp + orjson, SSE for streaming), tritonserver + adapter started here
   in-proc   runtime.llm.generator.Generator (same tokenizer, ONNX file, scheduler) driven in a worker process
   hf        transformers generate on the checkpoint, static batches of c (left padding), torch on CPU
@@ -51,6 +51,11 @@ HF_MAX_BATCH = 32
 # Requests at c=1 (4c would leave the TTFT p50 to 4 samples). The demo model's served TTFT spreads 6-14 ms
 # from request to request on 2 cores (a p50 over 16 moved by 2 ms between runs); its requests are cheap.
 C1_REQUESTS = {BENCH_ID: 16, DEMO_ID: 48}
+# Requests per slice at least: c closed-loop clients send each next request when one ends, so at c=1 a slice of
+# one request (as before 2026-12-04) was no closed loop: every served request came after the stack had idled
+# through an in-process request (~100 ms), which on this 2-vCPU VM cost ~3 ms of time to first token in wake-ups
+# (docs/notes/issue11.md); bench/ttft_floor.py keeps measuring that after-idle case, one request at a time.
+SLICE_MIN = 8
 WORDS = ("the model server sends a long answer to every question however large the batch is today river "
          "mountain seven cities language music history science coffee morning").split()
 
@@ -70,9 +75,14 @@ def pct(values: list[float], q: float) -> float:
 
 def row(side: str, c: int, tokens: int, wall: float, ttft: list[float], itl: list[float],
         cpu_s: float = float("nan")) -> dict:
-    return {"side": side, "c": c, "tok_s": tokens / wall, "tokens": tokens, "wall": wall, "ttft_p50": 1e3 * pct(ttft, 0.5),
-            "ttft_p99": 1e3 * pct(ttft, 0.99), "itl_p50": 1e3 * pct(itl, 0.5), "itl_p99": 1e3 * pct(itl, 0.99),
-            "cpu_s": cpu_s, "cpu_us_tok": 1e6 * cpu_s / tokens}
+    """One measured slice; `ttft` and `itl` (seconds) stay in it so that merge() pools the slices' requests."""
+    return {"side": side, "c": c, "tok_s": tokens / wall, "tokens": tokens, "wall": wall, "ttft": ttft, "itl": itl,
+            **latencies(ttft, itl), "cpu_s": cpu_s, "cpu_us_tok": 1e6 * cpu_s / tokens}
+
+
+def latencies(ttft: list[float], itl: list[float]) -> dict:
+    return {"ttft_p50": 1e3 * pct(ttft, 0.5), "ttft_p99": 1e3 * pct(ttft, 0.99), "itl_p50": 1e3 * pct(itl, 0.5),
+            "itl_p99": 1e3 * pct(itl, 0.99)}
 
 
 def with_stack_cpu(run, process_groups: tuple[int, ...]):
@@ -216,7 +226,7 @@ def bench_hf(ckpt: Path, chats: list[tuple[str, int]], c: int, max_tokens: int) 
         ttft += [first] * out.shape[0]
         per_token = (total - first) / (max_tokens - 1)  # negative when load drifted between the two calls
         itl += [per_token if per_token > 0 else float("nan")] * (out.shape[0] * (max_tokens - 1))
-    return row("hf generate", c, tokens, wall, ttft, itl)
+    return merge("hf generate", c, [row("hf generate", c, tokens, wall, ttft, itl)])  # one slice, no raw lists
 
 
 # -- served through the adapter ---------------------------------------------------------------------------
@@ -290,10 +300,11 @@ class HttpClient:
         self.loop.close()
 
 
-def interleaved(runs: dict, chats: list[str], c: int) -> list[dict]:
-    """The requests go in slices of c; each side serves a slice, the sides in rotated order, so that load from
-    other processes on a shared machine falls on all sides alike. Rows merge by summed tokens and time."""
-    size = c if c == 1 else 2 * c
+def interleaved(runs: dict, chats: list[str], c: int, slice_min: int = SLICE_MIN) -> list[dict]:
+    """The requests go in slices of 2c (at least slice_min); each side serves a slice, the sides in rotated order,
+    so that load from other processes on a shared machine falls on all sides alike. Rows merge by summed tokens and
+    time, latencies over the pooled requests."""
+    size = max(2 * c if c > 1 else 1, slice_min)
     slices = [chats[i:i + size] for i in range(0, len(chats), size)]
     parts: dict[str, list[dict]] = {name: [] for name in runs}
     names = list(runs)
@@ -322,16 +333,16 @@ def engine_steps(model_path: Path, past: int = 64) -> list[dict]:
 
 
 def merge(side: str, c: int, rows: list[dict]) -> dict:
-    """Combine the measured slices: throughput from summed tokens and time; percentiles are the slices' median
-    (at c=1 a slice is one request, so the TTFT p50 is the p50 over requests; a mean let one slow request move it)."""
+    """Combine the measured slices: throughput from summed tokens and time, percentiles over every request of
+    every slice."""
     tokens = sum(r["tokens"] for r in rows)
     wall = sum(r["wall"] for r in rows)
     cpu = sum(r["cpu_s"] for r in rows)
     out = {"side": side, "c": c, "tok_s": tokens / wall, "tokens": tokens, "wall": wall, "cpu_s": cpu,
-           "cpu_us_tok": 1e6 * cpu / tokens}
-    for key in ("ttft_p50", "ttft_p99", "itl_p50", "itl_p99", "mask_us"):
-        if key in rows[0]:
-            out[key] = statistics.median(r[key] for r in rows)
+           "cpu_us_tok": 1e6 * cpu / tokens,
+           **latencies([t for r in rows for t in r["ttft"]], [g for r in rows for g in r["itl"]])}
+    if "mask_us" in rows[0]:
+        out["mask_us"] = statistics.median(r["mask_us"] for r in rows)
     return out
 
 
@@ -368,7 +379,7 @@ def structured_rows(client: HttpClient, version_dir: Path, tokens: int,
             "served": lambda part: client.served(BENCH_ID, part, c, False),
             "served json_schema": lambda part: client.served(BENCH_ID, part, c, False, extra),
         }
-        for r in interleaved(runs, chats, c):
+        for r in interleaved(runs, chats, c, slice_min=1):  # throughput ratios only: finest rotation
             r["model"] = BENCH_ID
             print(json.dumps(r), flush=True)
             rows.append(r)
@@ -501,6 +512,7 @@ def main() -> int:
             section = section.replace("\n", "\n" + stamp, 1)
             args.out.write_text(replace_section(old, section))
             print(section)
+            client.close()
             return 0
         steps = engine_steps(repo / BENCH_ID / "1" / "model.onnx")
         print(json.dumps(steps), flush=True)
