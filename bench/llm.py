@@ -10,7 +10,8 @@ vocabulary with the LM head tied to the embedding like Llama-3.2-1B/3B, random w
 Every request: a chat prompt, greedy, `ignore_eos`, its own max_tokens: all sides make the same tokens.
 At concurrency c, 4c requests (at c=1 16, 48 for the demo model; max_tokens tokens/2..3*tokens/2, so they finish
 at different steps and new ones join the running batch) are sent by c closed-loop clients, in slices (2c requests,
-8 at c=1) with the sides interleaved (the machine is shared: load drifts); percentiles pool the slices' requests. HF generate: one static batch of c, --hf-tokens new tokens.
+8 at c=1) with the sides interleaved (the machine is shared: load drifts); percentiles pool the slices' requests.
+HF generate: one static batch of c, --hf-tokens new tokens.
   served    openai-style HTTP to the adapter (aiohttp + orjson, SSE for streaming), tritonserver + adapter started here
   in-proc   runtime.llm.generator.Generator (same tokenizer, ONNX file, scheduler) driven in a worker process
   hf        transformers generate on the checkpoint, static batches of c (left padding), torch on CPU
@@ -51,10 +52,10 @@ HF_MAX_BATCH = 32
 # Requests at c=1 (4c would leave the TTFT p50 to 4 samples). The demo model's served TTFT spreads 6-14 ms
 # from request to request on 2 cores (a p50 over 16 moved by 2 ms between runs); its requests are cheap.
 C1_REQUESTS = {BENCH_ID: 16, DEMO_ID: 48}
-# Requests per slice at least: c closed-loop clients send each next request when one ends, so at c=1 a slice of
-# one request (as before 2026-12-04) was no closed loop: every served request came after the stack had idled
-# through an in-process request (~100 ms), which on this 2-vCPU VM cost ~3 ms of time to first token in wake-ups
-# (docs/notes/issue11.md); bench/ttft_floor.py keeps measuring that after-idle case, one request at a time.
+# Requests per slice at least: c closed-loop clients send each next request when one ends. At c=1 a slice of one
+# request is no closed loop: every served request would come after the stack idled through an in-process request
+# (~100 ms), which on this 2-vCPU VM costs ~3 ms of time to first token in wake-ups (docs/notes/issue11.md);
+# bench/ttft_floor.py measures that after-idle case, one request at a time.
 SLICE_MIN = 8
 WORDS = ("the model server sends a long answer to every question however large the batch is today river "
          "mountain seven cities language music history science coffee morning").split()
