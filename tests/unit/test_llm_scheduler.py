@@ -3,7 +3,6 @@ n choices, finish reasons, usage and the response stream contract."""
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 
@@ -13,6 +12,7 @@ from runtime.llm.scheduler import Scheduler
 from runtime.llm.sequence import Job, Vocab
 from runtime.llm.session import EngineSession
 from runtime.llm.tokenizer import Prompt
+from tests.integration.hardening_support import wait_for
 
 V = 20
 EOT = V - 1
@@ -235,17 +235,11 @@ def test_a_failed_prefill_fails_its_job_and_the_loop_serves_on():
     try:
         broken, fine = FailSink(), ListSink()
         sched.submit(job([0], broken, max_tokens=3))
-        _wait(lambda: broken.error is not None)
+        wait_for(lambda: broken.error is not None, 10, "the failed job's error")
         assert "device lost" in str(broken.error) and broken.responses == [] and broken.finals == 0
         sched.submit(job([3], fine, max_tokens=3))
-        _wait(lambda: fine.finals == 1)
+        wait_for(lambda: fine.finals == 1, 10, "the next job's last response")
         assert fine.choices() == {0: ("efg", "length")}
     finally:
         sched.stop()
 
-
-def _wait(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)
