@@ -29,7 +29,7 @@ RUN git clone --depth 1 --branch "${TRTLLM_TAG}" --filter=blob:none --sparse \
 COPY requirements.txt pyproject.toml ./
 RUN grep -vE '^(nvidia-pytriton|torch|transformers|tokenizers|numpy|safetensors|huggingface_hub|protobuf)==' \
       requirements.txt > /tmp/constraints.txt \
- && pip install -c /tmp/constraints.txt "tritonclient[grpc]" fastapi uvicorn httptools uvloop pydantic \
+ && pip install -c /tmp/constraints.txt "tritonclient[grpc]" grpclib fastapi uvicorn httptools uvloop pydantic \
       pydantic-settings prometheus-client rich orjson onnx diffusers \
       pytest pytest-timeout pytest-asyncio openai httpx  # make test-gpu-trtllm runs in this image
 
@@ -62,7 +62,7 @@ WORKDIR /opt/triton-openai
 COPY requirements.txt pyproject.toml ./
 RUN grep -vE '^(nvidia-pytriton|torch|onnxruntime)==' requirements.txt > /tmp/constraints.txt \
  && gpu_pin=$(grep -o 'onnxruntime-gpu==[0-9.]*' pyproject.toml) \
- && pip install -c /tmp/constraints.txt torch==2.13.0 "tritonclient[grpc]" fastapi uvicorn httptools uvloop pydantic \
+ && pip install -c /tmp/constraints.txt torch==2.13.0 "tritonclient[grpc]" grpclib fastapi uvicorn httptools uvloop pydantic \
       pydantic-settings "numpy<2" transformers tokenizers onnx $gpu_pin diffusers accelerate Pillow prometheus-client rich \
       orjson sentence-transformers \
  && python3 -c "import onnxruntime as o; assert 'TensorrtExecutionProvider' in o.get_available_providers(), o.get_available_providers()"

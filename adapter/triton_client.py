@@ -1,4 +1,11 @@
-"""One shared async gRPC client to Triton, with numpy in/out and Triton errors mapped to OpenAIError."""
+"""One shared async gRPC client to Triton, with numpy in/out and Triton errors mapped to OpenAIError.
+
+Streams (the LLM generator's decoupled responses) go over grpclib, gRPC on the adapter's own event loop; the
+unary calls over tritonclient's grpc.aio client. grpc.aio hands every event through gRPC's C-core threads and a
+poller thread to the loop, a thread wake-up or two per response: at the first token of an idle 2-core server
+that was ~1 ms of a stream's first response, and ~30% more client CPU per stream at 32 streams
+(docs/notes/issue11.md).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +14,10 @@ from typing import AsyncIterator
 import grpc
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
-from tritonclient.grpc import InferResult
+from grpclib.client import Channel, Stream
+from grpclib.const import Cardinality
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+from tritonclient.grpc import InferResult, service_pb2
 from tritonclient.grpc._utils import _get_inference_request
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
@@ -34,6 +44,8 @@ _CHANNEL_ARGS = [
     ("grpc.enable_retries", 0),
 ]
 
+_STREAM_INFER = "/inference.GRPCInferenceService/ModelStreamInfer"
+
 _STREAM_END_S = 5.0  # how long a stream may take to end after its final response before we cancel it
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"}
 
@@ -51,10 +63,21 @@ def to_openai_error(exc: InferenceServerException) -> OpenAIError:
     return internal_error(f"Inference failed: {message}")
 
 
-def _rpc_error(exc: grpc.RpcError) -> OpenAIError:
-    code = exc.code() if hasattr(exc, "code") else None
-    err = InferenceServerException(msg=exc.details() if hasattr(exc, "details") else str(exc), status=str(code))
-    return to_openai_error(err)
+def _stream_error(exc: GRPCError | StreamTerminatedError | OSError) -> OpenAIError:
+    """A failed stream (not an error response inside it): a gRPC status, a lost connection, no connection."""
+    if isinstance(exc, GRPCError):
+        return to_openai_error(InferenceServerException(msg=exc.message or exc.status.name,
+                                                        status=f"StatusCode.{exc.status.name}"))
+    return service_unavailable(f"Inference server unavailable: {exc or type(exc).__name__}")
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, _, port = url.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class _Abandoned(Exception):
+    """Handed to a stream's exit when we leave it early: grpclib then resets it, which cancels the request."""
 
 
 def _infer_inputs(inputs: Tensors) -> list[grpcclient.InferInput]:
@@ -80,9 +103,12 @@ class TritonClient:
     def __init__(self, url: str, timeout_s: float):
         self.url, self.timeout_s = url, timeout_s
         self._client = grpcclient.InferenceServerClient(url, channel_args=_CHANNEL_ARGS)
+        self._channel: Channel | None = None  # the streams' connection, made on the loop that uses it
         self._finishing: set[asyncio.Task] = set()  # streams ending after their final response (_let_finish)
 
     async def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
         await self._client.close()
 
     async def is_ready(self) -> bool:
@@ -122,14 +148,15 @@ class TritonClient:
         # The empty final response tells us the model is done (not exposed by the aio client's dict API).
         request.parameters["triton_enable_empty_final_response"].bool_param = True
 
-        # Written on the call directly, not through a request iterator: gRPC would run a task of its own to
-        # consume one (a task hop on the way to the first token).
-        call = self._client._client_stub.ModelStreamInfer(metadata=self._client._get_metadata(None))
+        if self._channel is None:
+            self._channel = Channel(*_host_port(self.url))
+        call = self._channel.request(_STREAM_INFER, Cardinality.STREAM_STREAM, service_pb2.ModelInferRequest,
+                                     service_pb2.ModelStreamInferResponse)
+        await call.__aenter__()  # left by hand below: at the final response the rest of the call goes on alone
         ended = False
         try:
-            await call.write(request)
-            await call.done_writing()
-            async for response in call:
+            await call.send_message(request, end=True)
+            while (response := await call.recv_message()) is not None:
                 if response.error_message:
                     raise to_openai_error(InferenceServerException(msg=response.error_message))
                 if response.infer_response.outputs:
@@ -137,24 +164,26 @@ class TritonClient:
                 if response.infer_response.parameters["triton_final_response"].bool_param:
                     ended = True
                     break
-        except grpc.RpcError as exc:
-            raise _rpc_error(exc) from exc
+            else:  # the stream ended without a final response: its status says why (an error raises)
+                await call.recv_trailing_metadata()
+        except (GRPCError, StreamTerminatedError, OSError) as exc:
+            raise _stream_error(exc) from exc
         finally:
             if ended:
                 self._let_finish(call)
-            else:  # left early (the client went away, an error): cancel the request in Triton
-                call.cancel()
+            else:  # left early (the client went away, an error): reset the stream, which cancels it in Triton
+                await call.__aexit__(_Abandoned, _Abandoned(), None)
 
-    def _let_finish(self, call) -> None:
+    def _let_finish(self, call: Stream) -> None:
         """After the final response Triton ends the stream itself (our side has half-closed). Cancelling it
         then races Triton 2.51's stream teardown, which can leak the stream's state and with it a reference to
         the model: the model never unloads and the server's stop waits out its whole timeout. So let the call
-        end on its own, in the background (the caller already has every response); cancel only a laggard."""
+        end on its own, in the background (the caller already has every response); reset only a laggard."""
         async def finish() -> None:
             try:
-                await asyncio.wait_for(call.code(), _STREAM_END_S)
-            except (asyncio.TimeoutError, grpc.RpcError):
-                call.cancel()
+                await asyncio.wait_for(call.__aexit__(None, None, None), _STREAM_END_S)
+            except (asyncio.TimeoutError, GRPCError, StreamTerminatedError, OSError):
+                pass  # timed out: the exit was cancelled and reset the stream; the others: the call is over
         task = asyncio.get_running_loop().create_task(finish())
         self._finishing.add(task)  # a strong reference until done (the loop keeps only weak ones)
         task.add_done_callback(self._finishing.discard)

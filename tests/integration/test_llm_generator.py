@@ -136,6 +136,24 @@ def test_cancelled_streams_free_their_slots(triton):
     assert elapsed < 3.0, f"32 short requests took {elapsed:.1f}s: cancelled requests still hold slots"
 
 
+def test_finished_streams_end_cleanly_on_the_connection(triton):
+    """After its final response a stream is left to end on its own (TritonClient._let_finish): none stays open on
+    the connection and none is reset (a reset after the final response races Triton's stream teardown)."""
+    short = {"prompt": "Then", "sampling": {"temperature": 0, "max_tokens": 4, "ignore_eos": True}}
+
+    async def requests(client):
+        done = await asyncio.gather(*(collect(client, short) for _ in range(16)))
+        deadline = time.monotonic() + 5
+        while client._finishing and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        channel = client._channel
+        return done, len(client._finishing), len(channel._protocol.processor.streams), channel._calls_failed
+
+    done, finishing, still_open, reset = run(requests, triton)
+    assert all(r[-1]["usage"]["completion_tokens"] == 4 for r in done)
+    assert (finishing, still_open, reset) == (0, 0, 0)
+
+
 def test_stop_string_across_token_boundary_and_forced_token(triton, checkpoint):
     tok = LlamaTokenizer(checkpoint)
     base = {"prompt": "The model", "sampling": {"temperature": 0, "max_tokens": 12, "ignore_eos": True,

@@ -1,7 +1,14 @@
 """Error vocabulary: ClientError's wire form survives Triton's prefixes; Triton errors map to statuses."""
+import asyncio
+
+import numpy as np
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError, StreamTerminatedError
 from tritonclient.utils import InferenceServerException
 
-from adapter.triton_client import to_openai_error
+from adapter.errors import OpenAIError
+from adapter.triton_client import TritonClient, _stream_error, to_openai_error
+from launcher.process import free_port
 from runtime.errors import ClientError
 
 
@@ -29,3 +36,37 @@ def test_triton_errors_map_to_http_statuses():
     for exc, status, kind in cases:
         err = to_openai_error(exc)
         assert (err.status, err.type) == (status, kind), exc
+
+
+def test_failed_streams_map_to_http_statuses():
+    cases = [
+        (GRPCError(Status.UNAVAILABLE, "socket closed"), 503, "service_unavailable"),
+        (GRPCError(Status.CANCELLED), 503, "service_unavailable"),
+        (GRPCError(Status.INVALID_ARGUMENT, "bad shape"), 400, "invalid_request_error"),
+        (GRPCError(Status.INTERNAL, "boom"), 500, "server_error"),
+        (StreamTerminatedError("Connection lost"), 503, "service_unavailable"),
+        (ConnectionRefusedError(111, "Connect call failed"), 503, "service_unavailable"),
+    ]
+    for exc, status, kind in cases:
+        err = _stream_error(exc)
+        assert (err.status, err.type) == (status, kind), exc
+    assert "socket closed" in _stream_error(cases[0][0]).message
+    assert _stream_error(GRPCError(Status.CANCELLED)).message  # no message from the server: the status names it
+
+
+def test_a_stream_with_no_server_is_503_at_once():
+    async def stream() -> None:
+        client = TritonClient(f"127.0.0.1:{free_port()}", 5.0)
+        try:
+            async for _ in client.stream("m", {"request": np.array([b"{}"], dtype=np.object_)}):
+                pass
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(stream(), 5))
+    except OpenAIError as err:
+        assert (err.status, err.type) == (503, "service_unavailable")
+        assert "unavailable" in err.message.lower()
+    else:
+        raise AssertionError("a stream to no server ended without an error")
