@@ -66,11 +66,13 @@ for C in $CONCURRENCY; do
     --tokenizer "$REPO/$CHAT_MODEL/1/tokenizer" --artifact-dir "$OUT/$RUN"
   summary
   .venv/bin/python - "$URL" "$C" <<'EOF'
-import asyncio, sys
+import sys
 sys.path.insert(0, ".")
-from bench.llm import _served, prompts
+from bench.llm import HttpClient, prompts
 url, c = sys.argv[1], int(sys.argv[2])
-r = asyncio.run(_served(url, "tiny-llama-3", prompts(4 * c, 64, seed=c), c, True))
+client = HttpClient(url)
+r = client.served("tiny-llama-3", prompts(4 * c, 64, seed=c), c, True)
+client.close()
 print(f"| bench/llm.py | chat-c{c} | {r['tok_s']:.1f} | {4 * c / r['wall']:.1f} | {r['ttft_p50']:.1f} | {r['itl_p50']:.1f} |")
 EOF
 done

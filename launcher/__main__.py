@@ -22,12 +22,18 @@ def _install(args: argparse.Namespace) -> TritonInstall:
     return embedded_install()
 
 
-def _wait_for_signal(stop: threading.Event | None = None) -> None:
-    """Until SIGINT/SIGTERM, or until `stop` is set by someone else (the supervisor giving up)."""
+def _wait_for_signal(stop: threading.Event | None = None, poll_s: float = 0.1) -> None:
+    """Until SIGINT/SIGTERM, or until `stop` is set by someone else (the supervisor giving up).
+
+    The handlers only record the signal. One that set the event took its lock, and Python runs a handler again,
+    nested, when a second signal lands while the first still holds it (Ctrl-C twice, SIGTERM from two sources): the
+    launcher then waited on itself for good."""
     stop = stop or threading.Event()
+    received: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+        signal.signal(sig, lambda signum, _frame: received.append(signum))
+    while not received and not stop.wait(poll_s):
+        pass
 
 
 def _triton(args: argparse.Namespace) -> TritonServer:
