@@ -2,9 +2,8 @@
 
 Streams (the LLM generator's decoupled responses) go over grpclib, gRPC on the adapter's own event loop; the
 unary calls over tritonclient's grpc.aio client. grpc.aio hands every event through gRPC's C-core threads and a
-poller thread to the loop, a thread wake-up or two per response: at the first token of an idle 2-core server
-that was ~1 ms of a stream's first response, and ~30% more client CPU per stream at 32 streams
-(docs/notes/issue11.md).
+poller thread to the loop, a thread wake-up or two per response: on an idle 2-core server that was 0.2-1.1 ms of a
+stream's first response, and 1.4-1.9x grpclib's client CPU per stream at 32 streams (docs/notes/issue11.md).
 """
 from __future__ import annotations
 
