@@ -65,9 +65,10 @@ def to_openai_error(exc: InferenceServerException) -> OpenAIError:
 def _stream_error(exc: GRPCError | StreamTerminatedError | OSError) -> OpenAIError:
     """A failed stream (not an error response inside it): a gRPC status, a lost connection, no connection."""
     if isinstance(exc, GRPCError):
-        return to_openai_error(InferenceServerException(msg=exc.message or exc.status.name,
-                                                        status=f"StatusCode.{exc.status.name}"))
-    return service_unavailable(f"Inference server unavailable: {exc or type(exc).__name__}")
+        message, status = exc.message or exc.status.name, exc.status.name
+    else:  # the connection was lost or refused: what gRPC calls UNAVAILABLE
+        message, status = str(exc) or type(exc).__name__, "UNAVAILABLE"
+    return to_openai_error(InferenceServerException(msg=message, status=f"StatusCode.{status}"))
 
 
 def _host_port(url: str) -> tuple[str, int]:
