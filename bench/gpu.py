@@ -46,27 +46,26 @@ def llm_decode(work: Path, layers: int = int(os.environ.get("LLM_LAYERS", "8")),
     from builders.llm.export import onnx_file_size  # noqa: PLC0415
     from builders.llm.repository import build_model  # noqa: PLC0415
     from builders.llm.tiny import TinySpec, make_tiny_llama  # noqa: PLC0415
-    from runtime.llm.cuda_session import CudaOrtSession  # noqa: PLC0415
+    from runtime.llm.slot_session import CudaSlotSession  # noqa: PLC0415
 
     spec = TinySpec(hidden_size=4096, intermediate_size=14336, num_layers=layers, num_heads=32, num_kv_heads=8,
                     max_model_len=2048)
     checkpoint = make_tiny_llama(work / "llm-8b-shaped", spec)
     target = GPU.for_family("llm")
-    version = build_model(checkpoint, work / "repo", "llm-8b-shaped", work=work / "llm", dtype="fp16", target=target)
-    session = CudaOrtSession(version / "model.onnx", target.component())
+    version = build_model(checkpoint, work / "repo", "llm-8b-shaped", work=work / "llm", target=target)
+    session = CudaSlotSession(version / "model.onnx", 32, spec.max_model_len, target.component())
     weights, bandwidth, rows = onnx_file_size(version), device_bandwidth(), []
     kv_per_token = layers * 2 * 8 * 128 * 2  # K and V, 8 heads x 128 dims, fp16
     for batch in (1, 8, 32):
-        slots, prompt = list(range(batch)), [[1 + i % 100 for i in range(128)]] * batch
-        session.prefill(slots, prompt)
+        slots, prompt = list(range(batch)), [1 + i % 100 for i in range(128)]
+        for slot in slots:
+            session.prefill(slot, prompt)
         for _ in range(3):
             session.decode(slots, [5] * batch)
         start = time.perf_counter()
         for _ in range(steps):
             session.decode(slots, [5] * batch)  # logits come back to the host: the step is synchronous
         seconds = time.perf_counter() - start
-        for slot in slots:
-            session.release(slot)
         mean_past = 128 + 3 + steps / 2
         bound = batch / ((weights + batch * mean_past * kv_per_token) / bandwidth)
         achieved = batch * steps / seconds

@@ -316,14 +316,15 @@ def interleaved(runs: dict, chats: list[str], c: int, slice_min: int = SLICE_MIN
 
 
 def engine_steps(model_path: Path, past: int = 64) -> list[dict]:
-    """The raw ORT decode step (no scheduler, no sampling) at batch 1, 8, 32 with `past` cached tokens."""
-    from runtime.llm.ort_session import OrtSession  # noqa: PLC0415
+    """The raw engine decode step (no scheduler, no sampling) at batch 1, 8, 32 with `past` cached tokens."""
+    from runtime.llm.slot_session import SlotSession  # noqa: PLC0415
 
-    session, out = OrtSession(model_path), []
-    for batch in CONCURRENCY[BENCH_ID]:
-        session._reset()
+    batches = CONCURRENCY[BENCH_ID]
+    session, out = SlotSession(model_path, max(batches), past + 16), []
+    for batch in batches:
         slots = list(range(batch))
-        session.prefill(slots, [[5] * past] * batch)
+        for slot in slots:
+            session.prefill(slot, [5] * past)
         session.decode(slots, [7] * batch)
         start, n = time.perf_counter(), 8
         for _ in range(n):

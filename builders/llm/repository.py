@@ -1,10 +1,10 @@
-"""Write the generator model folder: config.pbtxt from the llm_generator template, ONNX decoder, tokenizer."""
+"""Write the generator model folder: config.pbtxt from the llm_generator template, decoder graph, tokenizer."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from builders.llm.export import export_decoder, load_checkpoint
+from builders.llm.export import check_checkpoint, export_decoder
 from builders.progress import BuildError, step
 from builders.target import CPU_TARGET, BuildTarget
 from builders.triton_config import load_config, set_parameters, write_model
@@ -15,28 +15,24 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "chat_template.jinja")
 
 
-def build_model(checkpoint: Path, repo: Path, model_id: str, *, work: Path, dtype: str = "fp32",
-                max_batch_size: int = 32, max_model_len: int | None = None, external_data: bool | None = None,
-                intra_op_threads: int = 0, target: BuildTarget = CPU_TARGET) -> Path:
+def build_model(checkpoint: Path, repo: Path, model_id: str, *, work: Path, max_batch_size: int = 32,
+                max_model_len: int | None = None, intra_op_threads: int = 0,
+                target: BuildTarget = CPU_TARGET) -> Path:
     checkpoint = Path(checkpoint)
     target = target.for_family("llm")
     if not (checkpoint / "tokenizer.json").exists():
         raise BuildError(f"{checkpoint}: no tokenizer.json (a fast tokenizer is required)")
-    with step(f"llm: load {checkpoint.name} ({dtype})"):
-        model = load_checkpoint(checkpoint, dtype)
-    with step(f"llm: export ONNX decoder with KV cache -> {work}"):
-        onnx_dir = Path(work) / "onnx"
-        shutil.rmtree(onnx_dir, ignore_errors=True)
-        export_decoder(model, onnx_dir, external_data)
-    cfg = model.config
-    context = min(max_model_len or cfg.max_position_embeddings, cfg.max_position_embeddings)
-    vocab_size = cfg.vocab_size
-    del model
+    cfg = check_checkpoint(checkpoint)
+    onnx_dir = Path(work) / "onnx"
+    shutil.rmtree(onnx_dir, ignore_errors=True)
+    with step(f"llm: {checkpoint.name} -> {target.precision.value} decoder graph (onnxruntime-genai) -> {work}"):
+        export_decoder(checkpoint, onnx_dir, target.precision, target.device, work=Path(work) / "genai")
+    context = min(max_model_len or cfg["max_position_embeddings"], cfg["max_position_embeddings"])
     with step(f"llm: write model {model_id}"):
         config = load_config(TEMPLATE)
         config.name = model_id
         set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value}, max_model_len=context,
-                       vocab_size=vocab_size, max_batch_size=max_batch_size, engine="model.onnx",
+                       vocab_size=cfg["vocab_size"], max_batch_size=max_batch_size, engine="model.onnx",
                        intra_op_threads=intra_op_threads)
         target.apply(config)
         version_dir = write_model(repo, config, TEMPLATE)

@@ -47,14 +47,14 @@ def build_engine(model_dir: Path, config: GeneratorConfig, tokenizer: LlamaToken
 
 
 def engine_session(path: Path, config: GeneratorConfig, target: EngineTarget, device_id: int = 0) -> EngineSession:
-    """ONNX Runtime on the CPU, or on a GPU with the KV cache kept on the device between steps."""
+    """One engine class for every device: KV buffers per slot on the CPU, or on the GPU with the CUDA provider."""
     if not target.on_gpu:
-        from runtime.llm.ort_session import OrtSession  # noqa: PLC0415  (only this engine needs onnxruntime)
+        from runtime.llm.slot_session import SlotSession  # noqa: PLC0415  (only this engine needs onnxruntime)
 
-        return OrtSession(path, config.intra_op_threads)
-    from runtime.llm.cuda_session import CudaOrtSession  # noqa: PLC0415  (needs a CUDA torch)
+        return SlotSession(path, config.max_batch_size, config.max_model_len, config.intra_op_threads)
+    from runtime.llm.slot_session import CudaSlotSession  # noqa: PLC0415
 
-    return CudaOrtSession(path, target, device_id)
+    return CudaSlotSession(path, config.max_batch_size, config.max_model_len, target, device_id)
 
 
 def onnxruntime_engine(model_dir: Path, config: GeneratorConfig, tokenizer: LlamaTokenizer,
@@ -65,4 +65,4 @@ def onnxruntime_engine(model_dir: Path, config: GeneratorConfig, tokenizer: Llam
 
     session = session or engine_session(model_dir / config.engine, config, target, device_id)
     return Scheduler(session, make_vocab(tokenizer, session.vocab_size), config.max_batch_size,
-                     interval=config.stream_interval)
+                     interval=config.stream_interval, prefix_caching=config.prefix_caching)

@@ -10,6 +10,7 @@ from runtime.llm.grammar import GrammarEngine, Guide
 from runtime.llm.protocol import GenerationRequest, GeneratorConfig
 from runtime.llm.sequence import Job, ResponseSink
 from runtime.llm.session import EngineSession
+from runtime.llm.slot_table import PrefixStats
 from runtime.llm.tokenizer import LlamaTokenizer
 from runtime.target import EngineTarget
 
@@ -31,6 +32,11 @@ class Generator:
 
     def start(self) -> None:
         self.scheduler.start()
+
+    def prefix_cache_stats(self) -> PrefixStats | None:
+        """Prefix reuse counters of our scheduler (None for an engine that keeps its own, e.g. TensorRT-LLM)."""
+        table = getattr(self.scheduler, "slots", None)
+        return table.stats if table is not None else None
 
     def stop(self, timeout: float = 10.0) -> None:
         """End every generation (its client gets an error) and the loop; safe to call again."""

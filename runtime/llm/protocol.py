@@ -13,6 +13,7 @@ Model config parameters of the client-facing generator (all strings in config.pb
                   (the engine itself loads by its trtllm_manifest.json)
   stream_interval_ms  coalescing window of a stream's responses (runtime/llm/coalesce.py; 0 = every step)
   stream_max_held_tokens  a stream's response goes out once it holds this many tokens (0 = no limit)
+  prefix_caching  "true" (default): a prompt reuses the cached KV of a block-aligned prefix (runtime/llm/slot_table.py)
 
 Input `request` (TYPE_STRING [1], JSON): {"messages": [...]} | {"prompt": str} | {"prompt_token_ids": [int]},
   "sampling": {...SamplingParams fields...}, "echo": bool, "stream": bool (default true; false: one response),
@@ -45,13 +46,15 @@ class GeneratorConfig:
     engine: str = "model.onnx"
     intra_op_threads: int = 0
     stream_interval: StreamInterval = StreamInterval(DEFAULT_STREAM_INTERVAL_MS / 1e3)
+    prefix_caching: bool = True
 
     @classmethod
     def from_parameters(cls, params: dict[str, str]) -> "GeneratorConfig":
         return cls(max_model_len=int(params["max_model_len"]), vocab_size=int(params["vocab_size"]),
                    max_batch_size=int(params.get("max_batch_size", 32)), engine=params.get("engine", "model.onnx"),
                    intra_op_threads=int(params.get("intra_op_threads", 0)),
-                   stream_interval=StreamInterval.from_parameters(params, DEFAULT_STREAM_INTERVAL_MS))
+                   stream_interval=StreamInterval.from_parameters(params, DEFAULT_STREAM_INTERVAL_MS),
+                   prefix_caching=params.get("prefix_caching", "true").lower() != "false")
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from collections import deque
 
 from runtime.llm.coalesce import StreamInterval
 from runtime.llm.grammar import GrammarEngine
-from runtime.llm.sampling import Sampled, sample_rows
+from runtime.llm.sampling import Sampled, sample_choices, sample_rows, stack_rows
 from runtime.llm.sequence import Choice, Job, Vocab
 from runtime.llm.session import EngineSession
+from runtime.llm.slot_table import SlotTable
 
 log = logging.getLogger(__name__)
 STOPPED = "generator stopped: the server is shutting down"
@@ -23,11 +24,12 @@ STOPPED = "generator stopped: the server is shutting down"
 class Scheduler:
     def __init__(self, session: EngineSession, vocab: Vocab, max_batch_size: int,
                  max_prefill_tokens: int = 8192, cancel_check_s: float = 0.25,
-                 interval: StreamInterval = StreamInterval(), grammar: GrammarEngine | None = None):
+                 interval: StreamInterval = StreamInterval(), grammar: GrammarEngine | None = None,
+                 prefix_caching: bool = True):
         self.session, self.vocab, self.interval, self.grammar = session, vocab, interval, grammar
         self.max_batch_size, self.max_prefill_tokens = max_batch_size, max_prefill_tokens
         self.cancel_check_s = cancel_check_s
-        self.free_slots = list(range(max_batch_size - 1, -1, -1))
+        self.slots = SlotTable(max_batch_size, reuse=prefix_caching)
         self.waiting: deque[Job] = deque()
         self.running: list[Job] = []
         self.steps = 0
@@ -101,23 +103,30 @@ class Scheduler:
     # -- admission and prefill ----------------------------------------------------------------------------
     def _admit(self) -> list[Job]:
         admitted: list[Job] = []
-        width = 0
+        tokens = 0
         with self._lock:
-            while self.waiting and self.waiting[0].params.n <= len(self.free_slots):
+            while self.waiting and self.waiting[0].params.n <= self.slots.available():
                 job = self.waiting[0]
                 if self._waited_long(job) and job.sink.cancelled():  # once here, not on every sweep (an IPC call)
                     self.waiting.popleft()
                     job.sink.close()
                     job.started.set()
                     continue
-                width = max(width, len(job.prompt.token_ids))
-                if admitted and width * (len(admitted) + 1) > self.max_prefill_tokens:
+                tokens += len(job.prompt.token_ids)
+                if admitted and tokens > self.max_prefill_tokens:
                     break
                 self.waiting.popleft()
-                for choice in job.choices:
-                    choice.slot = self.free_slots.pop()
+                self._claim(job)
                 admitted.append(job)
         return admitted
+
+    def _claim(self, job: Job) -> None:
+        """Slots for a job's choices: the first reuses what it can of a cached prefix, the others fork it."""
+        first, *others = job.choices
+        job.claim = self.slots.claim(job.prompt.token_ids)
+        first.slot = job.claim.slot
+        for choice in others:
+            choice.slot = self.slots.claim_copy(first.slot)
 
     def _waited_long(self, job: Job) -> bool:
         """Whether a waiting job is worth a cancellation check: one submitted a moment ago is not (its client was
@@ -125,12 +134,19 @@ class Scheduler:
         return time.monotonic() - job.submitted_at >= self.cancel_check_s
 
     def _prefill(self, jobs: list[Job]) -> None:
-        logits = self.session.prefill([j.choices[0].slot for j in jobs], [j.prompt.token_ids for j in jobs])
+        """One prompt at a time, in admission order (a later job may reuse an earlier one's prefix)."""
+        rows = []
+        for job in jobs:
+            claim, prompt = job.claim, job.prompt.token_ids
+            if claim.copy_needed:
+                self.session.copy(claim.source, [claim.slot], claim.reused)
+            rows.append(self.session.prefill(claim.slot, prompt, claim.reused))
+            self.session.copy(claim.slot, [c.slot for c in job.choices[1:]], len(prompt))
+        logits = stack_rows(rows)
         self._constrain(logits, [j.choices[0] for j in jobs])  # a job's choices start in the same grammar state
         for job, row in zip(jobs, logits):
-            self.session.fork(job.choices[0].slot, [c.slot for c in job.choices[1:]])
-            for choice in job.choices:
-                self._accept(job, choice, choice.sampler.sample(row))
+            for choice, sampled in zip(job.choices, sample_choices(row, [c.sampler for c in job.choices])):
+                self._accept(job, choice, sampled)
 
     # -- decode -------------------------------------------------------------------------------------------
     def _decode(self, jobs: list[Job]) -> None:
@@ -151,12 +167,12 @@ class Scheduler:
     def _accept(self, job: Job, choice: Choice, sampled: Sampled) -> None:
         choice.accept(sampled, self.vocab, job.params.ignore_eos)
         if choice.finished:
-            self._free(choice)
+            self._free(choice, job.prompt.token_ids)
 
-    def _free(self, choice: Choice) -> None:
+    def _free(self, choice: Choice, prompt: list[int]) -> None:
+        """The slot keeps its cache for later prompts: the prompt and every token fed back (not the last)."""
         if choice.slot >= 0:
-            self.session.release(choice.slot)
-            self.free_slots.append(choice.slot)
+            self.slots.release(choice.slot, prompt + choice.token_ids[:-1])
             choice.slot = -1
 
     # -- leaving ------------------------------------------------------------------------------------------
@@ -176,7 +192,7 @@ class Scheduler:
 
     def _leave(self, job: Job) -> None:
         for choice in job.choices:
-            self._free(choice)
+            self._free(choice, job.prompt.token_ids)
         if job in self.running:
             self.running.remove(job)
 
@@ -198,15 +214,10 @@ class Scheduler:
         for job in jobs:
             job.started.set()
             for choice in job.choices:
-                self._free(choice)
+                choice.slot = -1
             try:
                 job.sink.fail(exc)
             except Exception:  # noqa: BLE001  (best effort: the client may be gone too)
                 log.exception("could not report a failure")
-        self.free_slots = list(range(self.max_batch_size - 1, -1, -1))
-        self.session_reset()
-
-    def session_reset(self) -> None:
-        for slot in range(self.max_batch_size):
-            self.session.release(slot)
+        self.slots.reset()  # a failed engine call leaves the cache's contents unknown
 

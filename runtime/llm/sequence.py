@@ -11,6 +11,7 @@ from runtime.llm.min_tokens import with_min_tokens
 from runtime.llm.grammar import Constraint
 from runtime.llm.protocol import SamplingParams, response_json
 from runtime.llm.sampling import Sampled, Sampler
+from runtime.llm.slot_table import Claim
 from runtime.llm.stop import StopMatcher
 from runtime.llm.tokenizer import Prompt
 
@@ -122,6 +123,7 @@ class Job:
                                StopMatcher(params.stop), max_tokens=limit, min_tokens=params.min_tokens,
                                constraint=constraints() if constraints else None) for i in range(params.n)]
         self._echo_sent = False
+        self.claim: Claim | None = None  # its KV slot and reused prefix, once admitted (runtime/llm/slot_table.py)
         self.submitted_at = 0.0  # monotonic time the scheduler queued it
         self.started = threading.Event()  # set once its first step has been emitted, or it has left
 

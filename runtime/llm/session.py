@@ -1,9 +1,9 @@
 """The engine session interface the scheduler talks to: slots, not tensors.
 
-A slot holds one sequence's KV cache inside the engine. The scheduler prefills prompts into slots, decodes
-one token for a set of slots, forks a slot (n > 1 choices share a prompt) and releases slots. How the cache
-is laid out (padded batch tensors for ONNX Runtime, paged blocks for a TensorRT engine) stays behind this
-interface, so another engine replaces ONNX Runtime without touching scheduling or sampling.
+A slot is one row of the engine's KV cache. The scheduler prefills a prompt into a slot (after the part of it
+that is already there), decodes one token for a set of slots and copies a slot's leading positions into others
+(n > 1 choices share a prompt; a prompt reuses another's prefix). Which slot gets which sequence is the
+scheduler's business (runtime/llm/slot_table.py); how the cache is laid out stays behind this interface.
 """
 from __future__ import annotations
 
@@ -15,19 +15,18 @@ import numpy as np
 
 class EngineSession(ABC):
     vocab_size: int
+    slots: int  # KV rows: the most sequences decoded together
 
     @abstractmethod
-    def prefill(self, slots: Sequence[int], prompts: Sequence[Sequence[int]]) -> np.ndarray:
-        """Run the prompts (batched) into empty slots; returns next-token logits [len(slots), vocab] float32."""
+    def prefill(self, slot: int, tokens: Sequence[int], start: int = 0) -> np.ndarray:
+        """Run tokens[start:] into the slot, whose first `start` positions already hold tokens[:start];
+        returns the next-token logits [vocab] float32."""
 
     @abstractmethod
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
-        """Append one token to each slot (batched); returns next-token logits [len(slots), vocab] float32."""
+        """Append one token to each slot (batched); returns next-token logits [len(slots), vocab] float32.
+        Other slots keep their cached positions."""
 
     @abstractmethod
-    def fork(self, src: int, dst: Sequence[int]) -> None:
-        """Copy slot src's cache into the empty slots dst."""
-
-    @abstractmethod
-    def release(self, slot: int) -> None:
-        """Free a slot's cache; the slot may be prefilled again right away."""
+    def copy(self, source: int, targets: Sequence[int], length: int) -> None:
+        """Copy the first `length` positions of slot `source` into each target slot."""

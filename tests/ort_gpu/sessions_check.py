@@ -60,10 +60,10 @@ def test_cuda_entry_fails_at_load_naming_the_missing_gpu(encoder, engine):
 
 
 def test_llm_cuda_session_fails_before_touching_torch_cuda(encoder):
-    from runtime.llm.cuda_session import CudaOrtSession  # noqa: PLC0415
+    from runtime.llm.slot_session import CudaSlotSession  # noqa: PLC0415
 
     with pytest.raises(GpuUnavailable, match="libcuda.so.1"):
-        CudaOrtSession(encoder, CUDA_EP)
+        CudaSlotSession(encoder, 4, 64, CUDA_EP)
 
 
 def test_provider_library_names_the_missing_cuda_library():

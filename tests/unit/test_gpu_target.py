@@ -120,14 +120,15 @@ def _configs(repo: Path) -> dict[str, model_config_pb2.ModelConfig]:
 def test_cuda_demo_repository_configs_parse_with_kind_gpu_and_tensorrt(cuda_repo):
     configs = _configs(cuda_repo)
     engines = {name: c for name, c in configs.items() if c.backend == "python" and "__tokenizer" not in name}
-    assert set(engines) == {"tiny-llama-3", "tiny-sdxl", "all-MiniLM-L6-v2__encoder"}
+    llms = {"tiny-llama-3": "fp16", "tiny-llama-3-int8": "int8", "tiny-llama-3-int4": "int4"}
+    assert set(engines) == {*llms, "tiny-sdxl", "all-MiniLM-L6-v2__encoder"}
     for name, config in engines.items():
         assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_GPU], name
         assert config.instance_group[0].count == 1 and not config.instance_group[0].gpus  # one per GPU
         params = {k: v.string_value for k, v in config.parameters.items()}
-        assert params["device"] == "cuda" and params["precision"] == "fp16", name
+        assert params["device"] == "cuda" and params["precision"] == llms.get(name, "fp16"), name
     kinds = {name: c.parameters["engine_kind"].string_value for name, c in engines.items()}
-    assert kinds == {"tiny-llama-3": "onnxruntime-cuda", "tiny-sdxl": "onnxruntime-tensorrt",
+    assert kinds == {**dict.fromkeys(llms, "onnxruntime-cuda"), "tiny-sdxl": "onnxruntime-tensorrt",
                      "all-MiniLM-L6-v2__encoder": "onnxruntime-tensorrt"}
     assert configs["all-MiniLM-L6-v2__tokenizer"].instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
     assert configs["all-MiniLM-L6-v2"].parameters["engine_kind"].string_value == "onnxruntime-tensorrt"

@@ -102,16 +102,13 @@ class NoiseEngine(EngineSession):
     def __init__(self, seed: int):
         self.rng = np.random.default_rng(seed)
 
-    def prefill(self, slots, prompts):
-        return self.rng.standard_normal((len(slots), V)).astype(np.float32) * 4
+    def prefill(self, slot, tokens, start=0):
+        return self.rng.standard_normal(V).astype(np.float32) * 4
 
     def decode(self, slots, tokens):
         return self.rng.standard_normal((len(slots), V)).astype(np.float32) * 4
 
-    def fork(self, src, dst):
-        pass
-
-    def release(self, slot):
+    def copy(self, source, targets, length):
         pass
 
 

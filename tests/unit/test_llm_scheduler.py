@@ -20,43 +20,39 @@ VOCAB = Vocab([bytes([ord("a") + i]) for i in range(V - 1)] + [b"<|eot_id|>"], f
 
 
 class FakeEngine(EngineSession):
-    """Next token = last token + 1 (so a prompt ending in token t continues t+1, t+2, ... up to EOT)."""
+    """Next token = last token + 1 (so a prompt ending in token t continues t+1, t+2, ... up to EOT); keeps each
+    slot's cached tokens to check what the scheduler reuses and copies."""
 
     vocab_size = V
+    slots = 64
 
     def __init__(self):
-        self.live: dict[int, list[int]] = {}
-        self.max_live = 0
+        self.cache: dict[int, list[int]] = {}
         self.decode_sizes: list[int] = []
+        self.prefills: list[tuple[int, int, int]] = []  # (slot, start, tokens)
 
     def _logits(self, slots):
         out = np.zeros((len(slots), V), np.float32)
         for r, s in enumerate(slots):
-            out[r, (self.live[s][-1] + 1) % V] = 10.0
+            out[r, (self.cache[s][-1] + 1) % V] = 10.0
         return out
 
-    def prefill(self, slots, prompts):
-        for slot, prompt in zip(slots, prompts):
-            assert slot not in self.live, "prefill into a slot that is still live"
-            self.live[slot] = list(prompt)
-        self.max_live = max(self.max_live, len(self.live))
-        return self._logits(slots)
+    def prefill(self, slot, tokens, start=0):
+        assert self.cache.get(slot, [])[:start] == list(tokens[:start]), "reused positions hold the prompt's prefix"
+        self.cache[slot] = list(tokens)
+        self.prefills.append((slot, start, len(tokens)))
+        return self._logits([slot])[0]
 
     def decode(self, slots, tokens):
-        assert sorted(slots) == sorted(self.live), "decode must cover exactly the live slots"
+        assert len(set(slots)) == len(slots)
         for slot, token in zip(slots, tokens):
-            self.live[slot].append(token)
+            self.cache[slot].append(token)
         self.decode_sizes.append(len(slots))
         return self._logits(slots)
 
-    def fork(self, src, dst):
-        for d in dst:
-            assert d not in self.live
-            self.live[d] = list(self.live[src])
-        self.max_live = max(self.max_live, len(self.live))
-
-    def release(self, slot):
-        self.live.pop(slot, None)
+    def copy(self, source, targets, length):
+        for t in targets:
+            self.cache[t] = self.cache[source][:length]
 
 
 class ListSink:
@@ -109,7 +105,7 @@ def test_jobs_join_between_steps_and_leave_when_done():
     assert second.choices() == {0: ("lmnopqrs", "stop")}
     assert first.finals == second.finals == 1
     assert first.responses[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 19}
-    assert 2 in engine.decode_sizes and engine.live == {}
+    assert 2 in engine.decode_sizes and sched.slots.available() == 4
 
 
 def test_batch_size_limit_queues_the_rest():
@@ -119,7 +115,7 @@ def test_batch_size_limit_queues_the_rest():
     for i, sink in enumerate(sinks):
         sched.submit(job([i], sink, max_tokens=3))
     sched.run_until_idle()
-    assert engine.max_live == 2
+    assert max(engine.decode_sizes) == 2
     assert all(s.choices()[0][1] == "length" and s.responses[-1]["usage"]["completion_tokens"] == 3 for s in sinks)
 
 
@@ -131,7 +127,7 @@ def test_n_choices_share_the_prompt_and_each_ends_once():
     sched.run_until_idle()
     assert sink.choices() == {i: ("ghij", "length") for i in range(3)}
     assert sink.responses[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 12}
-    assert engine.max_live == 3
+    assert max(engine.decode_sizes) == 3
 
 
 def test_cancelled_job_leaves_and_frees_its_slot():
@@ -218,11 +214,11 @@ def test_a_failed_prefill_fails_its_job_and_the_loop_serves_on():
     class FailingOnce(FakeEngine):
         failed = False
 
-        def prefill(self, slots, prompts):
+        def prefill(self, slot, tokens, start=0):
             if not self.failed:
                 self.failed = True
                 raise RuntimeError("device lost")
-            return super().prefill(slots, prompts)
+            return super().prefill(slot, tokens, start)
 
     class FailSink(ListSink):
         error = None
@@ -243,3 +239,33 @@ def test_a_failed_prefill_fails_its_job_and_the_loop_serves_on():
     finally:
         sched.stop()
 
+
+
+# -- prefix reuse (runtime/llm/slot_table.py) ---------------------------------------------------------------
+SHARED = [1 + i % 17 for i in range(40)]  # 40 tokens: two whole 16-token blocks reusable
+
+
+def _prefix_run(prefix_caching: bool, together: bool):
+    engine = FakeEngine()
+    sched = Scheduler(engine, VOCAB, max_batch_size=4, prefix_caching=prefix_caching)
+    first, second = ListSink(), ListSink()
+    sched.submit(job(SHARED + [2], first, max_tokens=5))
+    if not together:
+        sched.run_until_idle()
+    sched.submit(job(SHARED + [7], second, max_tokens=5, n=2))
+    sched.run_until_idle()
+    return engine, sched, first, second
+
+
+def test_a_prompt_prefills_only_what_follows_a_cached_prefix():
+    for together in (False, True):  # the source idle (finished) or running beside it
+        engine, sched, first, second = _prefix_run(True, together)
+        assert [start for _, start, _ in engine.prefills] == [0, 32]
+        _, _, plain_first, plain_second = _prefix_run(False, together)
+        assert (first.choices(), second.choices()) == (plain_first.choices(), plain_second.choices())
+        assert sched.slots.stats.hits == 1 and sched.slots.stats.reused_tokens == 32
+
+
+def test_prefix_caching_off_prefills_everything():
+    engine, sched, _, _ = _prefix_run(False, False)
+    assert [start for _, start, _ in engine.prefills] == [0, 0] and sched.slots.stats.hits == 0

@@ -5,6 +5,7 @@ scheduler thread sends a stream's first response, a send thread the rest (runtim
 Two interfaces (docs/llm_model_interface.md): our `request`/`response` JSON, and the vLLM backend's tensors (text_input, ...).
 """
 import json
+import threading
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -21,6 +22,33 @@ from runtime.triton_shell import input_scalar, model_parameters, to_triton_error
 
 
 FIRST_STEP_WAIT_S = 0.05  # execute() waits this long at most for an idle engine's first step (Generator.submit)
+METRICS_PERIOD_S = 1.0  # how often the prefix-cache counters reach Triton's /metrics
+
+
+class PrefixCacheMetrics:
+    """The scheduler's prefix-reuse counters as Triton custom metrics (Triton's metrics port), copied by a
+    background thread so that the engine loop never calls into the metrics API."""
+
+    FIELDS = {"queries": "prompts looked up in the prefix cache", "hits": "prompts that reused a cached prefix",
+              "reused_tokens": "prompt tokens taken from the cache instead of prefilled",
+              "prompt_tokens": "prompt tokens of the prompts looked up"}
+
+    def __init__(self, stats, model: str):
+        self.stats, self.seen = stats, {name: 0 for name in self.FIELDS}
+        # a Metric is usable only while its MetricFamily lives: keep both
+        self.families = {name: pb_utils.MetricFamily(name=f"llm_prefix_cache_{name}_total", description=text,
+                                                     kind=pb_utils.MetricFamily.COUNTER)
+                         for name, text in self.FIELDS.items()}
+        self.metrics = {name: family.Metric(labels={"model": model}) for name, family in self.families.items()}
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, name="prefix-cache-metrics", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(METRICS_PERIOD_S):
+            for name, metric in self.metrics.items():
+                value = getattr(self.stats, name)
+                metric.increment(value - self.seen[name])
+                self.seen[name] = value
 
 
 class TritonSink(ThreadedSink):
@@ -82,6 +110,8 @@ class TritonPythonModel:
         self.generator = Generator(version_dir, GeneratorConfig.from_parameters(parameters),
                                    target=EngineTarget.from_parameters(parameters), device_id=instance_device_id(args))
         self.generator.start()
+        stats = self.generator.prefix_cache_stats()
+        self.metrics = PrefixCacheMetrics(stats, config["name"]) if stats is not None else None
         # Triton unloads without waiting for our background generations, then waits for their responses before
         # it calls finalize: end them on SIGTERM instead (runtime/shutdown.py).
         shutdown.on_termination(self.generator.stop)
@@ -98,6 +128,8 @@ class TritonPythonModel:
         return None
 
     def finalize(self):
+        if self.metrics is not None:
+            self.metrics.stop.set()
         self.generator.stop(timeout=2.0)
         self.sends.close(timeout=2.0)  # the generations' last words (errors at shutdown) go out first
         shutdown.exit_process()  # Triton has its answer; a send still blocked on the stopping server cannot hold us

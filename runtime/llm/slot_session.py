@@ -1,0 +1,291 @@
+"""The LLM engine: an onnxruntime-genai decoder graph (GroupQueryAttention with rotary inside, fused norms,
+MatMulNBits for int4/int8) driven slot by slot over KV buffers allocated once.
+
+The cache is one buffer per layer and K/V, [slots, kv_heads, max_len, head_dim], on the engine's device (numpy
+on the CPU, torch on a GPU). Each call binds a contiguous range of slot rows as both past and present of the
+graph: GroupQueryAttention sees the same address for both and writes the new positions in place
+(past_present_share_buffer), so nothing outside the graph touches the cache per step. A row's length is its own
+(seqlens_k, from the attention mask's row sums): no padding, no copies when sequences join or leave.
+
+- prefill(slot, tokens, start): one sequence, its row alone; with start > 0 the first `start` positions are
+  already cached (a reused prefix) and only the rest runs. Long prompts run in chunks of `prefill_chunk` tokens:
+  the CPU kernel's score buffer is heads x chunk x max_len floats.
+- decode(slots, tokens): rows 0..max(slots) in one call. A row in that range that is not decoding gets a
+  throwaway token written just past its cached positions, where nothing reads it.
+- copy(source, targets, length): forks and prefix reuse; the only cache copies there are.
+
+The graph's logits are those of the last position only (builders/llm/export.py trims the LM head to it).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import ml_dtypes
+import numpy as np
+
+from runtime.llm.session import EngineSession
+from runtime.providers import CPU, Providers, create_session
+
+log = logging.getLogger(__name__)
+GENAI_CONFIG = "genai_config.json"
+DEFAULT_PREFILL_CHUNK = 512
+# graph type -> (ONNX element type for I/O binding, host dtype); numpy has no bfloat16, ml_dtypes does
+_ELEMENTS = {"tensor(float)": (1, np.dtype(np.float32)), "tensor(float16)": (10, np.dtype(np.float16)),
+             "tensor(bfloat16)": (16, np.dtype(ml_dtypes.bfloat16))}
+
+
+@dataclass(frozen=True)
+class CacheShape:
+    layers: int
+    kv_heads: int
+    head_dim: int
+    context: int  # positions the graph's rotary tables cover
+
+    @classmethod
+    def from_genai_config(cls, model_dir: Path) -> "CacheShape":
+        decoder = json.loads((Path(model_dir) / GENAI_CONFIG).read_text())["model"]
+        d = decoder["decoder"]
+        return cls(d["num_hidden_layers"], d["num_key_value_heads"], d["head_size"], decoder["context_length"])
+
+
+class HostBuffers:
+    """KV buffers in host memory (the CPU execution provider)."""
+
+    device = ("cpu", 0)
+
+    def __init__(self, count: int, shape: tuple[int, ...], graph_type: str):
+        self.element, dtype = _ELEMENTS[graph_type]
+        self.arrays = [np.zeros(shape, dtype) for _ in range(count)]  # pages are committed as rows fill
+        self.row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+
+    def address(self, i: int, row: int) -> int:
+        return self.arrays[i].ctypes.data + row * self.row_bytes
+
+    def copy(self, source: int, targets: Sequence[int], length: int) -> None:
+        for a in self.arrays:  # a: [slots, H, max_len, D]
+            a[list(targets), :, :length] = a[source, :, :length]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
+
+
+class HostLogits:
+    """The graph's logits [slots, 1, vocab] in host memory, read as float32 numpy rows."""
+
+    device = ("cpu", 0)
+
+    def __init__(self, slots: int, vocab: int, graph_type: str):
+        self.element, dtype = _ELEMENTS[graph_type]
+        self.raw = np.zeros((slots, vocab), dtype)
+
+    def address(self) -> int:
+        return self.raw.ctypes.data
+
+    def rows(self, rows: int) -> np.ndarray:
+        out = self.raw[:rows]
+        return out if out.dtype == np.float32 else out.astype(np.float32)
+
+    def first(self) -> np.ndarray:
+        return self.raw[0].astype(np.float32)  # a copy: the next call overwrites the buffer
+
+
+class SlotSession(EngineSession):
+    def __init__(self, model_path: str | Path, slots: int, max_len: int, intra_op_threads: int = 0,
+                 providers: Providers | None = None, prefill_chunk: int = DEFAULT_PREFILL_CHUNK):
+        import onnxruntime as ort  # noqa: PLC0415
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.sess = create_session(model_path, providers or [(CPU, {})], opts)
+        inputs = {i.name: i for i in self.sess.get_inputs()}
+        self.past_names = [n for n in inputs if n.startswith("past_key_values.")]
+        self.present_names = [n.replace("past_key_values.", "present.") for n in self.past_names]
+        shape = CacheShape.from_genai_config(Path(model_path).parent)
+        if max_len > shape.context:
+            raise ValueError(f"max_len {max_len} is past the graph's rotary tables ({shape.context} positions)")
+        self.slots, self.max_len, self.prefill_chunk = slots, max_len, prefill_chunk
+        self.row_shape = (shape.kv_heads, max_len, shape.head_dim)
+        self.cache_type = inputs[self.past_names[0]].type
+        self.buffers = self._allocate(len(self.past_names), (slots, *self.row_shape), self.cache_type)
+        logits = next(o for o in self.sess.get_outputs() if o.name == "logits")
+        self.vocab_size = int(logits.shape[-1])
+        self.logits = self._logits(slots, self.vocab_size, logits.type)
+        self.lengths = np.zeros(slots, np.int64)  # positions cached per slot
+        self._bindings: dict[tuple[int, int], object] = {}
+        log.info("KV cache: %d buffers of %s %s = %.1f MiB", len(self.past_names), (slots, *self.row_shape),
+                 self.cache_type, self.buffers.nbytes / 2**20)
+
+    def _allocate(self, count: int, shape: tuple[int, ...], graph_type: str):
+        return HostBuffers(count, shape, graph_type)
+
+    def _logits(self, slots: int, vocab: int, graph_type: str):
+        return HostLogits(slots, vocab, graph_type)
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        return self.buffers.nbytes
+
+    # -- EngineSession ------------------------------------------------------------------------------------
+    def prefill(self, slot: int, tokens: Sequence[int], start: int = 0) -> np.ndarray:
+        tokens = np.asarray(tokens, np.int64)
+        if not 0 <= start < len(tokens) <= self.max_len:
+            raise ValueError(f"prefill of {len(tokens)} tokens from {start} does not fit a slot of {self.max_len}")
+        for begin in range(start, len(tokens), self.prefill_chunk):
+            end = min(begin + self.prefill_chunk, len(tokens))
+            self._run(tokens[None, begin:end], np.ones((1, end), np.int64), slot, 1)
+        self.lengths[slot] = len(tokens)
+        return self.logits.first()
+
+    def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        slots = np.asarray(slots, np.int64)
+        rows = int(slots.max()) + 1
+        if int(self.lengths[slots].max()) + 1 > self.max_len:
+            raise ValueError(f"decode past the cache's {self.max_len} positions")
+        ids = np.zeros((rows, 1), np.int64)
+        ids[slots, 0] = tokens
+        total = np.minimum(self.lengths[:rows] + 1, self.max_len)  # a row not decoding writes at its length
+        mask = (np.arange(int(total.max()))[None, :] < total[:, None]).astype(np.int64)  # row sums: seqlens_k + 1
+        self._run(ids, mask, 0, rows)
+        self.lengths[slots] += 1
+        logits = self.logits.rows(rows)
+        if rows == len(slots) and np.array_equal(slots, np.arange(rows)):
+            return logits  # the usual case: no copy of [rows, vocab]
+        return logits[slots.tolist()]
+
+    def copy(self, source: int, targets: Sequence[int], length: int) -> None:
+        targets = [t for t in targets if t != source]
+        if targets and length:
+            self.buffers.copy(source, targets, length)
+        self.lengths[targets] = length
+
+    # -- one engine call ----------------------------------------------------------------------------------
+    def _run(self, ids: np.ndarray, mask: np.ndarray, first_row: int, rows: int) -> None:
+        """ids [rows, new], mask [rows, total]: rows first_row.. of the cache as past and present at once."""
+        binding = self._binding(first_row, rows)
+        binding.bind_cpu_input("input_ids", ids)
+        binding.bind_cpu_input("attention_mask", mask)
+        self.sess.run_with_iobinding(binding)
+
+    def _binding(self, first_row: int, rows: int):
+        """The cache and logits bindings of a row range, made once: a step rebinds only its two small inputs."""
+        key = (first_row, rows)
+        if key not in self._bindings:
+            binding = self.sess.io_binding()
+            kind, index = self.buffers.device
+            shape = [rows, *self.row_shape]
+            for i, (past, present) in enumerate(zip(self.past_names, self.present_names)):
+                address = self.buffers.address(i, first_row)
+                binding.bind_input(past, kind, index, self.buffers.element, shape, address)
+                binding.bind_output(present, kind, index, self.buffers.element, shape, address)
+            binding.bind_output("logits", *self.logits.device, self.logits.element, [rows, 1, self.vocab_size],
+                                self.logits.address())
+            self._bindings[key] = binding
+        return self._bindings[key]
+
+
+class DeviceBuffers:
+    """KV buffers as torch tensors on `device` (a GPU; the CPU in tests). On a GPU their copies run on the
+    stream ONNX Runtime computes on, so a copy and the next engine call are ordered without a host sync."""
+
+    def __init__(self, count: int, shape: tuple[int, ...], graph_type: str, device, stream=None):
+        import torch  # noqa: PLC0415
+
+        self.torch, self.stream = torch, stream
+        self.element = _ELEMENTS[graph_type][0]
+        torch_dtype = {1: torch.float32, 10: torch.float16, 16: torch.bfloat16}[self.element]
+        with self._on_stream():
+            self.tensors = [torch.zeros(shape, dtype=torch_dtype, device=device) for _ in range(count)]
+        if stream is not None:
+            stream.synchronize()  # zeroed before ONNX Runtime's first read
+        self.device = (device.type, device.index or 0)
+        self.row_bytes = int(np.prod(shape[1:])) * self.tensors[0].element_size()
+
+    def _on_stream(self):
+        return self.torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+
+    def address(self, i: int, row: int) -> int:
+        return self.tensors[i].data_ptr() + row * self.row_bytes
+
+    def copy(self, source: int, targets: Sequence[int], length: int) -> None:
+        index = self.torch.tensor(list(targets), device=self.tensors[0].device)
+        with self._on_stream():
+            for t in self.tensors:  # t: [slots, H, max_len, D]
+                t[index, :, :length] = t[source, :, :length]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors)
+
+
+class DeviceLogits:
+    """The graph's logits as a torch tensor on the engine's device, read as float32 rows there: the scheduler
+    samples them on the device (runtime/llm/sampling_torch.py); only token ids come back. ONNX Runtime synchronizes
+    its stream at the end of each run (disable_synchronize_execution_providers stays 0), so torch, on its own
+    stream, reads finished logits."""
+
+    def __init__(self, slots: int, vocab: int, graph_type: str, device):
+        import torch  # noqa: PLC0415
+
+        self.element = _ELEMENTS[graph_type][0]
+        dtype = {1: torch.float32, 10: torch.float16, 16: torch.bfloat16}[self.element]
+        self.raw = torch.zeros((slots, vocab), dtype=dtype, device=device)
+        self.device = (device.type, device.index or 0)
+
+    def address(self) -> int:
+        return self.raw.data_ptr()
+
+    def rows(self, rows: int):
+        return self.raw[:rows].float()  # float32 already: a view the sampler may use as scratch
+
+    def first(self):
+        return self.raw[0].float().clone()
+
+
+class TorchSlotSession(SlotSession):
+    """The engine over torch tensors (cache and logits) on the CPU provider: CudaSlotSession's host-side logic,
+    testable without a GPU."""
+
+    def _allocate(self, count: int, shape: tuple[int, ...], graph_type: str):
+        import torch  # noqa: PLC0415
+
+        return DeviceBuffers(count, shape, graph_type, torch.device("cpu"))
+
+    def _logits(self, slots: int, vocab: int, graph_type: str):
+        import torch  # noqa: PLC0415
+
+        return DeviceLogits(slots, vocab, graph_type, torch.device("cpu"))
+
+
+class CudaSlotSession(SlotSession):
+    """The same engine on a GPU (CUDA execution provider): only the buffers' device and the stream differ.
+
+    torch's default stream has the handle 0, which ONNX Runtime reads as "no user stream" (it then computes on
+    streams of its own, unordered with torch's copies): the session makes a dedicated stream and hands its
+    handle to both."""
+
+    def __init__(self, model_path: str | Path, slots: int, max_len: int, target, device_id: int = 0,
+                 prefill_chunk: int = DEFAULT_PREFILL_CHUNK):
+        import torch  # noqa: PLC0415
+
+        from runtime.gpu_probe import check_gpu_provider  # noqa: PLC0415
+        from runtime.providers import CUDA, GpuOptions, providers_for  # noqa: PLC0415
+
+        check_gpu_provider(CUDA, device_id)  # before torch.cuda, whose errors would not name what is missing
+        self.device = torch.device("cuda", device_id)
+        self.stream = torch.cuda.Stream(self.device)  # never the null stream: see the class docstring
+        providers = providers_for(target, GpuOptions(device_id, stream=self.stream.cuda_stream))
+        super().__init__(model_path, slots, max_len, providers=providers, prefill_chunk=prefill_chunk)
+
+    def _allocate(self, count: int, shape: tuple[int, ...], graph_type: str):
+        return DeviceBuffers(count, shape, graph_type, self.device, self.stream)
+
+    def _logits(self, slots: int, vocab: int, graph_type: str):
+        return DeviceLogits(slots, vocab, graph_type, self.device)
