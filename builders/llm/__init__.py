@@ -13,6 +13,7 @@ from pathlib import Path
 
 from builders.cli import add_build_args, model_id, work_root
 from builders.llm import trtllm
+from builders.llm.export import PRECISIONS
 from builders.llm.repository import build_model
 from builders.llm.tiny import TinySpec, make_tiny_llama
 from builders.progress import BuildError, step
@@ -30,9 +31,11 @@ def build_demo(repo: Path, work: Path, target: BuildTarget = CPU_TARGET) -> list
     target = target.for_family("llm")
     build_model(checkpoint, repo, DEMO_ID, work=work / DEMO_ID, max_batch_size=32, target=target)
     for model_id, precision in QUANTIZED_DEMOS.items():
+        if precision not in PRECISIONS[target.device]:
+            continue
         build_model(checkpoint, repo, model_id, work=work / model_id, max_batch_size=8,
                     target=replace(target, requested_precision=precision))
-    return [DEMO_ID, *QUANTIZED_DEMOS]
+    return [DEMO_ID, *(m for m, p in QUANTIZED_DEMOS.items() if p in PRECISIONS[target.device])]
 
 
 def _build(args: argparse.Namespace) -> int:

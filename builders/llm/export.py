@@ -37,8 +37,10 @@ SUPPORTED_ARCHITECTURES = {"LlamaForCausalLM"}
 MODEL_FILE = "model.onnx"
 GRAPH_FILES = (MODEL_FILE, MODEL_FILE + ".data", GENAI_CONFIG)
 # onnxruntime-genai's valid precision / execution provider pairs for a Llama decoder
+# CUDA: no int8, whose MatMulNBits kernels (8 bits) arrived after the GPU image's onnxruntime-gpu 1.20.2
 PRECISIONS = {Device.CPU: (Precision.FP32, Precision.INT8, Precision.INT4),
-              Device.CUDA: (Precision.FP16, Precision.BF16, Precision.FP32, Precision.INT8, Precision.INT4)}
+              Device.CUDA: (Precision.FP16, Precision.BF16, Precision.FP32, Precision.INT4)}
+GPU_IMAGE_OPSET = 21  # onnxruntime-gpu 1.20.2 (the GPU image) loads ai.onnx opsets up to 21
 LM_HEAD_OPS = {"MatMul", "MatMulNBits", "Gemm"}
 
 
@@ -75,7 +77,8 @@ def export_decoder(checkpoint: Path, out_dir: Path, precision: Precision = Preci
             os.replace(raw / name, out_dir / name)
     path = out_dir / MODEL_FILE
     keep_last_position(path)
-    own_embedding(path)
+    own_embedding(path, plain=device is Device.CUDA)
+    for_onnxruntime_1_20(path)
     return path
 
 
@@ -111,11 +114,30 @@ def keep_last_position(path: Path) -> None:
     onnx.save(model, str(path))
 
 
+def for_onnxruntime_1_20(path: Path) -> None:
+    """Loadable by the GPU image's onnxruntime-gpu 1.20.2 as well as the CPU stack's newer onnxruntime: the
+    builder stamps ai.onnx opset 22, whose changes to the operators it emits are only wider type lists (bfloat16),
+    and writes absent trailing optional inputs as empty names, past the input lists 1.20's contrib schemas
+    declare (GroupQueryAttention: 9)."""
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load(str(path), load_external_data=False)
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = min(opset.version, GPU_IMAGE_OPSET)
+    for node in model.graph.node:
+        while node.input and node.input[-1] == "":
+            node.input.pop()
+    onnx.save(model, str(path))
+
+
 DATA_ALIGN = 64 * 1024  # ONNX Runtime memory-maps external initializers at aligned offsets
 
 
-def own_embedding(path: Path) -> None:
-    """The embedding lookup on its own initializers when it shares the LM head's (tied embeddings)."""
+def own_embedding(path: Path, plain: bool = False) -> None:
+    """The embedding lookup on its own initializers when it shares the LM head's (tied embeddings). `plain`: a
+    4-bit lookup (GatherBlockQuantized) becomes a Gather over its dequantized table, for onnxruntime 1.20 (the
+    GPU image), whose GatherBlockQuantized takes int4 tensors, not the builder's packed uint8."""
     import onnx  # noqa: PLC0415
 
     model = onnx.load(str(path), load_external_data=False)
@@ -123,23 +145,41 @@ def own_embedding(path: Path) -> None:
     lookup = next(n for n in graph.node if n.op_type in ("Gather", "GatherBlockQuantized") and "input_ids" in n.input)
     head_inputs = set(_lm_head(graph).input)
     producer = {out: node for node in graph.node for out in node.output}
-    changed = False
+    shared = {}  # lookup input index -> its array (the head's weights, or a view of them)
     for i, name in enumerate(lookup.input):
         node = producer.get(name)
         if name in head_inputs:  # quantized: the head's blocks or scales, read in place
-            array = _external_array(graph, name, path.parent)
+            shared[i] = _external_array(graph, name, path.parent)
         elif node is not None and node.op_type in ("Transpose", "Reshape") and node.input[0] in head_inputs:
-            array = _evaluate(graph, node, producer, path.parent)  # fp32 / fp16: W.T; int4: the blocks as rows
+            shared[i] = _evaluate(graph, node, producer, path.parent)  # fp32 / fp16: W.T; int4: blocks as rows
             graph.node.remove(node)
-        else:
-            continue
-        lookup.input[i] = _append_initializer(graph, path, f"model.embed_tokens.input{i}", array)
-        changed = True
-    if changed:
-        used = {name for node in graph.node for name in node.input}
-        for tensor in [t for t in graph.initializer if t.name not in used]:  # the removed nodes' constants
-            graph.initializer.remove(tensor)
-        onnx.save(model, str(path))
+    if not shared:
+        return
+    if plain and lookup.op_type == "GatherBlockQuantized":
+        _dequantized_lookup(graph, lookup, path, shared[0], shared[2])
+    else:
+        for i, array in shared.items():
+            lookup.input[i] = _append_initializer(graph, path, f"model.embed_tokens.input{i}", array)
+    used = {name for node in graph.node for name in node.input}
+    for tensor in [t for t in graph.initializer if t.name not in used]:  # the removed nodes' constants
+        graph.initializer.remove(tensor)
+    onnx.save(model, str(path))
+
+
+def _dequantized_lookup(graph, lookup, path: Path, packed, scales) -> None:
+    """GatherBlockQuantized(packed uint4 blocks, ids, scales) -> Gather(table, ids), table = (q - 8) * scale."""
+    import numpy as np  # noqa: PLC0415
+    from onnx import helper  # noqa: PLC0415
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in lookup.attribute}
+    if len(lookup.input) > 3 or attrs.get("bits", 4) != 4 or attrs.get("quantize_axis", 1) not in (1, -1):
+        raise BuildError(f"{lookup.name}: a quantized embedding this builder cannot dequantize ({attrs})")
+    q = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(packed.shape[0], -1).astype(np.float32)
+    table = ((q - 8.0) * np.repeat(scales.astype(np.float32), attrs["block_size"], axis=1)).astype(scales.dtype)
+    name = _append_initializer(graph, path, "model.embed_tokens.weight", table)
+    index = list(graph.node).index(lookup)
+    graph.node.remove(lookup)
+    graph.node.insert(index, helper.make_node("Gather", [name, "input_ids"], list(lookup.output), name=lookup.name))
 
 
 def _evaluate(graph, node, producer, base: Path):

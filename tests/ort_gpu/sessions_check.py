@@ -66,6 +66,50 @@ def test_llm_cuda_session_fails_before_touching_torch_cuda(encoder):
         CudaSlotSession(encoder, 4, 64, CUDA_EP)
 
 
+def test_llm_graph_loads_and_agrees_under_this_onnxruntime():
+    """The builders' LLM graph (onnxruntime-genai's, stamped for 1.20) on the GPU image's onnxruntime, CPU
+    provider: same logits as the CPU stack's newer onnxruntime (tests/unit/test_ort_gpu.py wrote them)."""
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from runtime.llm.slot_session import SlotSession  # noqa: PLC0415
+
+    folder = Path(os.environ["LLM_GRAPHS"]) / "fp32"
+    expected = np.load(folder / "expected.npy")
+    session = SlotSession(folder / "model.onnx", slots=2, max_len=64)
+    got = np.stack([session.prefill(1, [128000, 5, 6, 7]), session.decode([1], [9])[0]])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int4"])
+def test_llm_cuda_graphs_fit_this_onnxruntimes_operator_schemas(precision):
+    """`--device cuda` graphs need a GPU to run; what loading them needs of 1.20 is checked here: every node's
+    operator exists at the graph's opset, with attributes and an input count that 1.20's schema declares."""
+    import os  # noqa: PLC0415
+
+    from onnxruntime.capi.onnxruntime_pybind11_state import get_all_operator_schema  # noqa: PLC0415
+
+    model = onnx.load(os.path.join(os.environ["LLM_GRAPHS"], f"cuda-{precision}", "model.onnx"),
+                      load_external_data=False)
+    opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    schemas: dict = {}
+    for s in get_all_operator_schema():
+        schemas.setdefault((s.domain or "ai.onnx", s.name), []).append(s)
+    problems = []
+    for node in model.graph.node:
+        domain = node.domain or "ai.onnx"
+        known = [s for s in schemas.get((domain, node.op_type), []) if s.since_version <= opsets[domain]]
+        if not known:
+            problems.append(f"{node.op_type} ({domain} opset {opsets[domain]}) unknown")
+            continue
+        schema = max(known, key=lambda s: s.since_version)
+        unknown = {a.name for a in node.attribute} - set(schema.attributes)
+        variadic = schema.inputs and schema.inputs[-1].option.name == "Variadic"
+        if unknown or (not variadic and len(node.input) > len(schema.inputs)):
+            problems.append(f"{node.name}: attributes {sorted(unknown)}, {len(node.input)} inputs")
+    assert opsets["ai.onnx"] <= 21 and not problems, problems
+
+
 def test_provider_library_names_the_missing_cuda_library():
     for provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
         problem = provider_library_problem(provider) or ""
