@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx.external_data_helper import load_external_data_for_model
+from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
 from builders.progress import BuildError
 
@@ -95,6 +95,18 @@ def inline_weights(path: Path) -> None:
     load_external_data_for_model(model, str(path.parent))
     onnx.save_model(model, str(path))
     data_path(path).unlink(missing_ok=True)
+
+
+def weight_bytes(model: onnx.ModelProto, base: Path) -> int:
+    """Bytes of the initializers, inline or external (from the recorded length, else the file's size)."""
+    total = 0
+    for tensor in model.graph.initializer:
+        info = {e.key: e.value for e in tensor.external_data}
+        if not uses_external_data(tensor):
+            total += len(tensor.raw_data)
+        else:
+            total += int(info["length"]) if "length" in info else (base / info["location"]).stat().st_size
+    return total
 
 
 # floating-point initializer types: (name, bytes per element)

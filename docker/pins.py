@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_CUDA_SUFFIX = re.compile(r"-cu(\d+)$")
+_CUDA_SUFFIX = re.compile(r"-cu(\d+)(-|$)")
 # Packages versioned by the CUDA release they ship (their major is CUDA's); nvidia-cudnn-* and the like carry
 # their own versions and show CUDA only in the -cuNN suffix.
 _CUDA_VERSIONED = re.compile(r"^(cuda-toolkit|cuda-bindings|cuda-python|nvidia-cuda-[a-z-]+)$")

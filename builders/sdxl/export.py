@@ -27,8 +27,8 @@ from onnx.external_data_helper import (load_external_data_for_model, load_extern
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-from builders.onnx_export import PROTOBUF_LIMIT as _PROTOBUF_LIMIT
-from builders.onnx_export import Exported, check_session, export_streaming, max_abs_diff
+from builders.onnx_export import (PROTOBUF_LIMIT, Exported, check_session, export_streaming, max_abs_diff,
+                                  weight_bytes)
 from builders.progress import BuildError, step
 from builders.sdxl.checkpoint import SdxlCheckpoint
 
@@ -132,7 +132,7 @@ def save_onnx(traced: Path, path: Path, external_data: ExternalData) -> None:
     model = onnx.load(str(traced), load_external_data=False)
     data = path.with_name(path.name + ".data")
     data.unlink(missing_ok=True)  # a stale file would keep its old mode and contents
-    big = _weight_bytes(model, traced.parent) > _PROTOBUF_LIMIT
+    big = weight_bytes(model, traced.parent) > PROTOBUF_LIMIT
     external = external_data == "always" or (external_data == "auto" and big)
     if not external:
         load_external_data_for_model(model, str(traced.parent))
@@ -155,17 +155,6 @@ def _move_to_file(tensor: onnx.TensorProto, out, location: str) -> None:
     tensor.data_location = onnx.TensorProto.EXTERNAL
     for key, value in (("location", location), ("offset", str(offset)), ("length", str(out.tell() - offset))):
         tensor.external_data.add(key=key, value=value)
-
-
-def _weight_bytes(model: onnx.ModelProto, base: Path) -> int:
-    total = 0
-    for tensor in model.graph.initializer:
-        info = {e.key: e.value for e in tensor.external_data}
-        if not uses_external_data(tensor):
-            total += len(tensor.raw_data)
-        else:
-            total += int(info["length"]) if "length" in info else (base / info["location"]).stat().st_size
-    return total
 
 
 def _text_encoder_spec(ckpt: SdxlCheckpoint, name: str, cls, pooled: bool, dtype: torch.dtype) -> EngineSpec:

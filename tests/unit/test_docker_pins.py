@@ -59,7 +59,7 @@ def test_the_gpu_lock_covers_every_dependency_and_the_one_onnxruntime_gpu_pin():
 @pytest.mark.parametrize("wheel, major", [
     (("nvidia-cudnn-cu13", "9.20.0.48"), 13), (("nvidia-cublas-cu12", "12.6.4.1"), 12), (("cuda-toolkit", "13.0.3"), 13),
     (("nvidia-cuda-runtime", "13.0.96"), 13), (("torch", "2.7.1+cu126"), 12), (("onnxruntime-gpu", "1.20.2"), 12),
-    (("nvidia-nccl-cu13", "2.29.7"), 13), (("torch", "2.7.1"), None), (("fastapi", "0.162.5"), None)])
+    (("nvidia-nccl-cu13", "2.29.7"), 13), (("tensorrt-cu12-bindings", "10.5.0"), 12), (("torch", "2.7.1"), None), (("fastapi", "0.162.5"), None)])
 def test_cuda_majors_are_read_from_names_and_versions(wheel, major):
     assert pins.Wheel(*wheel).cuda_major == major
 
