@@ -21,6 +21,7 @@ from runtime.providers import CUDA, GpuOptions, open_session
 from runtime.target import EngineKind, EngineTarget
 
 _ELEMENT = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
+_TORCH_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16, "tensor(int64)": torch.int64}
 MAX_GRAPHS = 16  # captured shapes per engine (each holds its own activations)
 
 
@@ -31,6 +32,7 @@ class TorchIoEngine:
     def __init__(self, session, device: torch.device, cuda_graph: bool = False, stream: DeviceStream | None = None):
         self.device, self._session, self._stream = device, session, stream
         self._outputs = [o.name for o in self._session.get_outputs()]
+        self._out_types = {o.name: _torch_type(o.type, o.name) for o in self._session.get_outputs()}
         self._cuda_graph = cuda_graph
         self._graphs: dict[tuple, tuple[int, dict[str, torch.Tensor], dict[str, torch.Tensor]]] = {}
 
@@ -61,13 +63,24 @@ class TorchIoEngine:
         key = tuple((n, tuple(t.shape)) for n, t in sorted(feeds.items()))
         if key not in self._graphs and (not self._cuda_graph or len(self._graphs) >= MAX_GRAPHS):
             inputs = {n: t.contiguous() for n, t in feeds.items()}
-            return -1, inputs, {n: torch.empty(s, dtype=torch.float32, device=self.device) for n, s in out_shapes.items()}
+            return -1, inputs, self._empty_outputs(out_shapes)
         if key not in self._graphs:
             self._graphs[key] = (len(self._graphs) + 1,
                                  {n: torch.empty_like(t, device=self.device) for n, t in feeds.items()},
-                                 {n: torch.empty(s, dtype=torch.float32, device=self.device)
-                                  for n, s in out_shapes.items()})
+                                 self._empty_outputs(out_shapes))
         return self._graphs[key]
+
+    def _empty_outputs(self, out_shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+        """Output buffers in each output's dtype as the graph declares it."""
+        return {n: torch.empty(s, dtype=self._out_types[n], device=self.device) for n, s in out_shapes.items()}
+
+
+def _torch_type(onnx_type: str, name: str) -> torch.dtype:
+    """ONNX Runtime 1.20's Python binding names bound buffers by numpy dtype, which has no bfloat16: a bf16 output
+    cannot be bound, so the exports keep their outputs fp32 (casts inside the graph)."""
+    if onnx_type not in _TORCH_TYPES:
+        raise TypeError(f"output {name} is {onnx_type}: I/O binding here takes {', '.join(_TORCH_TYPES)}")
+    return _TORCH_TYPES[onnx_type]
 
 
 def cuda_engine(path: Path, target: EngineTarget, stream: DeviceStream, cuda_graph: bool = False) -> TorchIoEngine:

@@ -108,7 +108,7 @@ class _FakeSession:
         self.log = log if log is not None else []
 
     def get_outputs(self):
-        return [SimpleNamespace(name="y")]
+        return [SimpleNamespace(name="y", type="tensor(float)")]
 
     def io_binding(self):
         return SimpleNamespace(bind_input=lambda *a: None, bind_output=lambda *a: None)
@@ -127,3 +127,39 @@ def test_inputs_are_synchronized_before_and_outputs_after_every_run(monkeypatch)
         engine.run_tensors({"x": torch.from_numpy(np.ones((1, 2), np.float32))}, {"y": (1, 2)})
     fence = [("wait", stream.handle, 0), "run", ("wait", 0, stream.handle)]
     assert cuda.log == fence * 2
+
+
+def _stub_graph(path: Path, elem: int) -> Path:
+    """x [B, 2] float -> y = Cast(x) in `elem`: an engine whose output dtype is the one under test."""
+    import onnx  # noqa: PLC0415
+    from onnx import TensorProto, helper  # noqa: PLC0415
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])
+    y = helper.make_tensor_value_info("y", elem, ["batch", 2])
+    model = helper.make_model(helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=elem)], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_fp16_outputs_are_bound_in_their_own_dtype(tmp_path):
+    import onnxruntime as ort  # noqa: PLC0415
+    from onnx import TensorProto  # noqa: PLC0415
+
+    session = ort.InferenceSession(str(_stub_graph(tmp_path / "h.onnx", TensorProto.FLOAT16)),
+                                   providers=["CPUExecutionProvider"])
+    engine = sdxl_device.TorchIoEngine(session, torch.device("cpu"), cuda_graph=True)
+    x = torch.tensor([[1.5, -2.25]])
+    out = engine.run_tensors({"x": x}, {"y": (1, 2)})["y"]
+    assert out.dtype == torch.float16 and torch.equal(out, x.half())
+
+
+def test_bf16_outputs_are_refused_at_load_naming_the_output(tmp_path):
+    import onnxruntime as ort  # noqa: PLC0415
+    from onnx import TensorProto  # noqa: PLC0415
+
+    session = ort.InferenceSession(str(_stub_graph(tmp_path / "b.onnx", TensorProto.BFLOAT16)),
+                                   providers=["CPUExecutionProvider"])
+    with pytest.raises(TypeError, match=r"output y is tensor\(bfloat16\)"):
+        sdxl_device.TorchIoEngine(session, torch.device("cpu"))
