@@ -26,12 +26,11 @@ RUN git clone --depth 1 --branch "${TRTLLM_TAG}" --filter=blob:none --sparse \
  && mkdir -p /opt/tensorrt_llm && mv /tmp/trtllm/examples /opt/tensorrt_llm/examples && rm -rf /tmp/trtllm \
  && pip install -r /opt/tensorrt_llm/examples/models/core/llama/requirements.txt
 
-COPY requirements.txt pyproject.toml ./
-RUN grep -vE '^(nvidia-pytriton|torch|transformers|tokenizers|numpy|safetensors|huggingface_hub|protobuf)==' \
+# Our additions, under requirements.txt's pins less what the container brings (docker/pins.py resolves the same).
+COPY requirements.txt pyproject.toml docker/trtllm-requirements.in ./
+RUN grep -vE '^(nvidia-pytriton|torch|triton|transformers|tokenizers|numpy|safetensors|huggingface_hub|protobuf)==' \
       requirements.txt > /tmp/constraints.txt \
- && pip install -c /tmp/constraints.txt "tritonclient[grpc]" grpclib fastapi uvicorn httptools uvloop pydantic \
-      pydantic-settings prometheus-client rich orjson onnx diffusers \
-      pytest pytest-timeout pytest-asyncio openai httpx  # make test-gpu-trtllm runs in this image
+ && pip install -c /tmp/constraints.txt -r trtllm-requirements.in
 
 COPY adapter adapter
 COPY builders builders
@@ -56,16 +55,14 @@ ENV PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
     MODEL_REPOSITORY=/models PORT=9000 DEVICE=cuda
 WORKDIR /opt/triton-openai
 
-# Dependencies first (cached layer); requirements.txt pins versions. The container brings its own
-# tritonserver; torch comes as the CUDA build (the pinned version's default wheel). ONNX Runtime is the `gpu`
-# extra's pin, never the CPU package: both provide the `onnxruntime` module and cannot be installed together.
-COPY requirements.txt pyproject.toml ./
-RUN grep -vE '^(nvidia-pytriton|torch|onnxruntime)==' requirements.txt > /tmp/constraints.txt \
- && gpu_pin=$(grep -o 'onnxruntime-gpu==[0-9.]*' pyproject.toml) \
- && pip install -c /tmp/constraints.txt torch==2.13.0 "tritonclient[grpc]" grpclib fastapi uvicorn httptools uvloop pydantic \
-      pydantic-settings "numpy<2" transformers tokenizers onnx $gpu_pin diffusers accelerate Pillow prometheus-client rich \
-      orjson sentence-transformers \
- && python3 -c "import onnxruntime as o; assert 'TensorrtExecutionProvider' in o.get_available_providers(), o.get_available_providers()"
+# Dependencies first (cached layer), locked for this image's Python 3.10 (requirements.txt's pins are for the
+# embedded 3.11 stack): docker/gpu-requirements.txt, from gpu-requirements.in by `python docker/pins.py lock gpu`.
+# torch is the CUDA 12.6 / cuDNN 9.5 build, as the image's libraries; ONNX Runtime is onnxruntime-gpu, never the
+# CPU package (both provide the `onnxruntime` module). The container brings its own tritonserver.
+COPY pyproject.toml docker/gpu-requirements.txt ./
+RUN pip install -r gpu-requirements.txt \
+ && python3 -c "import onnxruntime as o; assert 'TensorrtExecutionProvider' in o.get_available_providers(), o.get_available_providers()" \
+ && python3 -c "import torch; assert torch.version.cuda.startswith('12.'), torch.version.cuda"
 
 COPY adapter adapter
 COPY builders builders

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx.external_data_helper import load_external_data_for_model
+from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+from builders.progress import BuildError
 
 ALIGN = 64
 PROTOBUF_LIMIT = 2 * 1024**3 - 64 * 1024**2  # stay clear of protobuf's 2 GiB message limit
@@ -93,6 +95,42 @@ def inline_weights(path: Path) -> None:
     load_external_data_for_model(model, str(path.parent))
     onnx.save_model(model, str(path))
     data_path(path).unlink(missing_ok=True)
+
+
+def weight_bytes(model: onnx.ModelProto, base: Path) -> int:
+    """Bytes of the initializers, inline or external (from the recorded length, else the file's size)."""
+    total = 0
+    for tensor in model.graph.initializer:
+        info = {e.key: e.value for e in tensor.external_data}
+        if not uses_external_data(tensor):
+            total += len(tensor.raw_data)
+        else:
+            total += int(info["length"]) if "length" in info else (base / info["location"]).stat().st_size
+    return total
+
+
+# floating-point initializer types: (name, bytes per element)
+_WEIGHT_DTYPES = {onnx.TensorProto.FLOAT: ("fp32", 4), onnx.TensorProto.FLOAT16: ("fp16", 2),
+                  onnx.TensorProto.BFLOAT16: ("bf16", 2)}
+
+
+def weights_dtype(path: Path) -> str:
+    """The dtype holding most of the graph's floating-point weight bytes (read from the graph, weights not
+    loaded): what the engine computes in under a provider that runs the graph as it is."""
+    model = onnx.load(str(path), load_external_data=False)
+    totals: dict[str, int] = {}
+    for tensor in model.graph.initializer:
+        if tensor.data_type in _WEIGHT_DTYPES:
+            name, size = _WEIGHT_DTYPES[tensor.data_type]
+            totals[name] = totals.get(name, 0) + size * int(np.prod(tensor.dims, dtype=np.int64))
+    return max(totals, key=totals.get) if totals else "fp32"
+
+
+def check_weights_dtype(path: Path, expected: str) -> None:
+    """The build records a precision; a graph exported in another dtype would make that record a label only."""
+    got = weights_dtype(path)
+    if got != expected:
+        raise BuildError(f"{path.name}: weights exported in {got}, the build records {expected}")
 
 
 def max_abs_diff(got: np.ndarray, expected: np.ndarray) -> float:

@@ -44,7 +44,7 @@ class GpuOptions:
     device_id: int = 0
     fp16: bool = True  # TensorRT may pick fp16 kernels (the graph itself stays as exported)
     cuda_graph: bool = False  # capture and replay (fixed input addresses and shapes: see runtime/sdxl/device.py)
-    stream: int | None = None  # a CUDA stream pointer shared with torch, so both order their work on it
+    stream: int | None = None  # a dedicated CUDA stream's handle (runtime/cuda_stream.py), never 0
     compile: "CompileOptions | None" = None  # set only by `builders compile`
 
 
@@ -56,20 +56,27 @@ class CompileOptions:
     workspace_bytes: int = 8 << 30
 
 
+def _stream_option(gpu: GpuOptions) -> dict[str, str]:
+    """user_compute_stream, refusing 0: both providers read 0 as "no user stream" and run on streams of their
+    own, unordered with the caller's tensors (and CUDA-graph capture on the legacy stream fails)."""
+    if gpu.stream is None:
+        return {}
+    if gpu.stream == 0:
+        raise ValueError("user_compute_stream 0 is the legacy default stream: pass a dedicated stream's handle "
+                         "(runtime/cuda_stream.py DeviceStream)")
+    return {"user_compute_stream": str(gpu.stream)}
+
+
 def cuda_options(gpu: GpuOptions) -> dict[str, str]:
     options = {"device_id": str(gpu.device_id), "arena_extend_strategy": "kSameAsRequested",
                "cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": "1",
-               "enable_cuda_graph": "1" if gpu.cuda_graph else "0"}
-    if gpu.stream is not None:
-        options["user_compute_stream"] = str(gpu.stream)
+               "enable_cuda_graph": "1" if gpu.cuda_graph else "0", **_stream_option(gpu)}
     return options
 
 
 def tensorrt_options(gpu: GpuOptions) -> dict[str, str]:
     options = {"device_id": str(gpu.device_id), "trt_fp16_enable": _flag(gpu.fp16),
-               "trt_cuda_graph_enable": _flag(gpu.cuda_graph)}
-    if gpu.stream is not None:
-        options["user_compute_stream"] = str(gpu.stream)
+               "trt_cuda_graph_enable": _flag(gpu.cuda_graph), **_stream_option(gpu)}
     if gpu.compile is not None:
         c = gpu.compile
         options.update({"trt_engine_cache_enable": "True", "trt_dump_ep_context_model": "True",

@@ -13,6 +13,7 @@ from builders.embeddings.checkpoint import EncoderCheckpoint, read_checkpoint
 from builders.embeddings.export import export_onnx
 from builders.embeddings.pooled_graph import add_pooling
 from builders.embeddings.repository import ServingOptions, check_model_id, write_embedding_model
+from builders.onnx_export import check_weights_dtype
 from builders.progress import console, step
 from builders.target import CPU_TARGET, BuildTarget, add_target_args, target_from_args
 from runtime.embeddings.pooling import PoolingMode, PoolingSpec
@@ -39,6 +40,7 @@ def build(checkpoint_dir: Path, repo: Path, work: Path, model_id: str | None = N
     dtype = dtype if not target.on_gpu else target.export_dtype()
     with step(f"export ONNX ({dtype})"):
         engine = export_onnx(checkpoint, Path(work) / model_id / "model.onnx", dtype).path
+    check_weights_dtype(engine, dtype)
     if target.on_gpu:  # pool on the device: only [B, H] vectors leave it (TensorRT compiles it with the encoder)
         engine = add_pooling(engine, engine.with_name("model.pooled.onnx"), checkpoint.pooling)
     with step(f"write model repository entry '{model_id}'"):

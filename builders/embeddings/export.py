@@ -58,6 +58,8 @@ def export_onnx(checkpoint: EncoderCheckpoint, out: Path, dtype: str = "fp32") -
     last_hidden_state (fp32) [B, L, H]; checked against the PyTorch module on a padded sample batch."""
     import torch  # noqa: PLC0415
 
+    if dtype not in _DTYPES:  # bf16: the encoder stays fp16 under the CUDA provider, fp32 under TensorRT
+        raise BuildError(f"embeddings: no {dtype} export (choose one of {', '.join(_DTYPES)})")
     with step(f"load {checkpoint.path.name} ({dtype})"):
         model, tokenizer = _load(checkpoint, dtype)
     sample = tokenizer(_SAMPLE, padding=True, return_tensors="pt")

@@ -10,9 +10,10 @@ import argparse
 from pathlib import Path
 
 from builders.cli import add_build_args, model_id, work_root
+from builders.onnx_export import check_weights_dtype
 from builders.progress import BuildError, console, step
 from builders.sdxl.checkpoint import SdxlCheckpoint, inspect_checkpoint
-from builders.sdxl.export import export_engines
+from builders.sdxl.export import ENGINES, export_engines
 from builders.sdxl.place import place_model
 from builders.sdxl.tiny import TINY_SEED, make_tiny_sdxl
 from builders.target import CPU_TARGET, BuildTarget, add_target_args, target_from_args
@@ -41,10 +42,13 @@ def build_model(checkpoint: Path, repo: Path, model_id: str, work: Path, *, size
                                   max_batch_images=max_batch_images, ort_threads=ort_threads,
                                   torch_threads=torch_threads)
         _check_sizes(config, ckpt)
-    engines = export_engines(ckpt, Path(work) / "onnx", external_data)
+    target = target.for_family("sdxl")
+    dtypes = {name: target.export_dtype(name) for name in ENGINES}
+    engines = export_engines(ckpt, Path(work) / "onnx", external_data, dtypes)
+    for name, path in engines.items():
+        check_weights_dtype(path, dtypes[name])
     with step(f"place {model_id} in {repo}"):
-        return place_model(Path(repo), model_id, ckpt, engines, config, owned_by, instances,
-                           target.for_family("sdxl"))
+        return place_model(Path(repo), model_id, ckpt, engines, config, owned_by, instances, target)
 
 
 def build_demo(repo: Path, work: Path, target: BuildTarget = CPU_TARGET) -> list[str]:

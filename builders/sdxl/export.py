@@ -18,7 +18,7 @@ import gc
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Literal, Mapping
 
 import onnx
 import torch
@@ -27,9 +27,9 @@ from onnx.external_data_helper import (load_external_data_for_model, load_extern
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-from builders.onnx_export import PROTOBUF_LIMIT as _PROTOBUF_LIMIT
-from builders.onnx_export import Exported, check_session, export_streaming, max_abs_diff
-from builders.progress import step
+from builders.onnx_export import (PROTOBUF_LIMIT, Exported, check_session, export_streaming, max_abs_diff,
+                                  weight_bytes)
+from builders.progress import BuildError, step
 from builders.sdxl.checkpoint import SdxlCheckpoint
 
 ExternalData = Literal["auto", "always", "never"]
@@ -84,14 +84,19 @@ class EngineSpec:
 
 
 def export_engines(ckpt: SdxlCheckpoint, out_dir: Path, external_data: ExternalData = "auto",
-                   dtype: str = "fp32") -> dict[str, Path]:
-    """Export all four engines to out_dir/<engine>.onnx (+ <engine>.onnx.data); returns engine -> path."""
-    return {name: export_engine(ckpt, name, out_dir, external_data, dtype).path for name in ENGINES}
+                   dtypes: Mapping[str, str] | None = None) -> dict[str, Path]:
+    """Export all four engines to out_dir/<engine>.onnx (+ <engine>.onnx.data), each in its dtype from
+    `dtypes` (default fp32); returns engine -> path."""
+    dtypes = dtypes or {}
+    return {name: export_engine(ckpt, name, out_dir, external_data, dtypes.get(name, "fp32")).path
+            for name in ENGINES}
 
 
 def export_engine(ckpt: SdxlCheckpoint, name: str, out_dir: Path, external_data: ExternalData = "auto",
                   dtype: str = "fp32", check: bool = False) -> Exported:
     """One engine; with check, ONNX Runtime's outputs are compared with PyTorch's on the trace inputs."""
+    if dtype not in DTYPES:  # bf16: ONNX Runtime's CUDA kernels for the UNet's convolutions are fp32/fp16
+        raise BuildError(f"SDXL {name}: no {dtype} export (choose one of {', '.join(DTYPES)})")
     out_dir.mkdir(parents=True, exist_ok=True)
     with step(f"export {name} to ONNX ({'fp32' if name == 'vae_decoder' else dtype})"):
         return export_onnx(lambda: _SPECS[name](ckpt, DTYPES[dtype]), out_dir / f"{name}.onnx", external_data, check)
@@ -127,7 +132,7 @@ def save_onnx(traced: Path, path: Path, external_data: ExternalData) -> None:
     model = onnx.load(str(traced), load_external_data=False)
     data = path.with_name(path.name + ".data")
     data.unlink(missing_ok=True)  # a stale file would keep its old mode and contents
-    big = _weight_bytes(model, traced.parent) > _PROTOBUF_LIMIT
+    big = weight_bytes(model, traced.parent) > PROTOBUF_LIMIT
     external = external_data == "always" or (external_data == "auto" and big)
     if not external:
         load_external_data_for_model(model, str(traced.parent))
@@ -150,17 +155,6 @@ def _move_to_file(tensor: onnx.TensorProto, out, location: str) -> None:
     tensor.data_location = onnx.TensorProto.EXTERNAL
     for key, value in (("location", location), ("offset", str(offset)), ("length", str(out.tell() - offset))):
         tensor.external_data.add(key=key, value=value)
-
-
-def _weight_bytes(model: onnx.ModelProto, base: Path) -> int:
-    total = 0
-    for tensor in model.graph.initializer:
-        info = {e.key: e.value for e in tensor.external_data}
-        if not uses_external_data(tensor):
-            total += len(tensor.raw_data)
-        else:
-            total += int(info["length"]) if "length" in info else (base / info["location"]).stat().st_size
-    return total
 
 
 def _text_encoder_spec(ckpt: SdxlCheckpoint, name: str, cls, pooled: bool, dtype: torch.dtype) -> EngineSpec:

@@ -15,6 +15,14 @@ gpus=$(nvidia-smi -L | wc -l)
 "$PY" -c "import tensorrt_llm" >/dev/null 2>&1 || fail "TensorRT-LLM is not importable by $PY (use the Dockerfile's trtllm stage)"
 [ -x "$TRITONSERVER" ] || fail "no tritonserver at $TRITONSERVER (set TRITONSERVER)"
 
+# The library's own signatures, recorded once (commit the file), then our keywords checked against them.
+signatures=tests/fixtures/trtllm/signatures.json
+if [ ! -f "$signatures" ]; then
+  "$PY" tests/fixtures/trtllm/record.py "$signatures"
+  echo "test-gpu-trtllm: recorded $signatures from $("$PY" -c 'import tensorrt_llm; print(tensorrt_llm.__version__)'): commit it" >&2
+fi
+"$PY" -m pytest -q -p no:cacheprovider tests/unit/test_trtllm_signatures.py
+
 rm -rf "$WORK" && mkdir -p "$WORK"
 # Head size 64 (256 / 4 heads): a size TensorRT-LLM's fused attention kernels take (the CPU demo's is 16).
 "$PY" -m builders llm-tiny --out "$WORK/ckpt" --hidden 256 --heads 4 --kv-heads 2 --layers 2 --max-model-len 2048

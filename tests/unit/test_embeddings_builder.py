@@ -92,3 +92,12 @@ def test_build_writes_ensemble_tokenizer_and_encoder(tmp_path, tiny_bert, dtype)
     ids = np.array([[101, 7592, 2088, 102, 0]])
     out = OrtEncoderSession(engine).run(ids, (ids > 0).astype(np.int64))
     assert out.shape == (1, 5, 32) and out.dtype == np.float32  # fp16 keeps fp32 inputs and outputs
+
+
+def test_bf16_is_refused_before_export_for_encoders(tmp_path):
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from builders.embeddings.export import export_onnx  # noqa: PLC0415
+
+    with pytest.raises(BuildError, match="embeddings: no bf16 export"):
+        export_onnx(SimpleNamespace(path=tmp_path), tmp_path / "model.onnx", "bf16")

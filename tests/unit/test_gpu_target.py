@@ -240,3 +240,29 @@ def test_cpu_encoder_parameters_have_no_empty_value():
 
     params = EncoderParams(PoolingSpec()).to_parameters()
     assert all(params.values()) and EncoderParams.from_parameters(params).length_tiers == ()
+
+
+def test_gpu_check_compares_both_sdxl_entries_at_every_size():
+    from launcher.gpu_check import CUDA_EP_SDXL, IMAGE_SIZES, image_rows  # noqa: PLC0415
+
+    image = np.full((4, 4, 3), 100, np.uint8)
+    cpu = {("tiny-sdxl", size): image for size in IMAGE_SIZES}
+    gpu = {(model, size): image + (model == CUDA_EP_SDXL) * 40 for model in ("tiny-sdxl", CUDA_EP_SDXL)
+           for size in IMAGE_SIZES}
+    rows = image_rows(cpu, gpu)
+    assert [(name.split(" image")[0], ok) for name, _, ok in rows] == [
+        (f"tiny-sdxl {s}", True) for s in IMAGE_SIZES] + [(f"{CUDA_EP_SDXL} {s}", False) for s in IMAGE_SIZES]
+
+
+def test_gpu_check_builds_the_cuda_provider_sdxl_entry(tmp_path, monkeypatch):
+    import builders.compile  # noqa: PLC0415
+    import builders.demo  # noqa: PLC0415
+    from launcher import gpu_check  # noqa: PLC0415
+
+    calls = []
+    monkeypatch.setattr(builders.demo, "build_demo", lambda repo, work, target: calls.append(("demo", target)))
+    monkeypatch.setattr(gpu_check, "build_cuda_ep_sdxl", lambda repo, work: calls.append(("cuda-ep", work.name)))
+    monkeypatch.setattr(builders.compile, "compile_repository", lambda repo: calls.append(("compile", repo)))
+    gpu_check.build_gpu_repository(tmp_path / "repo")
+    assert [c[0] for c in calls] == ["demo", "cuda-ep", "compile"]
+    assert calls[1][1] == gpu_check.CUDA_EP_SDXL

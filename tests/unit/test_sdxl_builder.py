@@ -13,13 +13,16 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
 from builders.__main__ import main as builders_main
+from builders.onnx_export import check_weights_dtype, weights_dtype
 from builders.progress import BuildError
 from builders.sdxl import TINY_ID, build_model
 from builders.sdxl.checkpoint import inspect_checkpoint
 from builders.sdxl.export import ENGINES, save_onnx
 from builders.sdxl.tiny import make_tiny_sdxl
+from builders.target import BuildTarget
 from builders.triton_config import get_parameters, load_config
 from runtime.sdxl.engines import OrtEngine
+from runtime.target import Device, EngineKind, Precision
 from tests.unit.sdxl_build import tiny_build
 
 ATOL = 1e-4
@@ -164,3 +167,31 @@ def test_cli_reports_build_errors_with_exit_code_2(tmp_path, checkpoint, capsys)
     assert builders_main(bad_size) == 2  # 72 is not a multiple of VAE scale x UNet downsampling (16)
     assert builders_main([*bad_size[:-4], "--sizes", "big"]) == 2
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("engine, expected", [
+    (EngineKind.ONNXRUNTIME_CUDA, {"text_encoder": "fp16", "text_encoder_2": "fp16", "unet": "fp16",
+                                   "vae_decoder": "fp32"}),  # the CUDA provider runs the graphs as exported
+    (EngineKind.ONNXRUNTIME_TENSORRT, dict.fromkeys(ENGINES, "fp32")),  # TensorRT builds fp16 kernels itself
+])
+def test_cuda_builds_export_each_engine_in_the_precision_they_record(checkpoint, tmp_path, engine, expected):
+    target = BuildTarget(Device.CUDA, engine)
+    version = build_model(checkpoint, tmp_path / "repo", TINY_ID, tmp_path / "work", sizes="64x64",
+                          default_size="64x64", steps=4, target=target)
+    assert get_parameters(load_config(version.parent))["precision"] == "fp16"
+    got = {name: weights_dtype(version / "engines" / f"{name}.onnx") for name in ENGINES}
+    assert got == expected
+    assert got == {name: target.for_family("sdxl").export_dtype(name) for name in ENGINES}
+
+
+def test_a_graph_in_another_dtype_than_recorded_fails_the_build(engines):
+    check_weights_dtype(engines["unet"], "fp32")
+    with pytest.raises(BuildError, match="unet.onnx: weights exported in fp32, the build records fp16"):
+        check_weights_dtype(engines["unet"], "fp16")
+
+
+def test_bf16_is_refused_before_export_for_sdxl(checkpoint, tmp_path):
+    target = BuildTarget(Device.CUDA, EngineKind.ONNXRUNTIME_CUDA, Precision.BF16)
+    with pytest.raises(BuildError, match="no bf16 export"):
+        build_model(checkpoint, tmp_path / "repo", TINY_ID, tmp_path / "work", sizes="64x64",
+                    default_size="64x64", target=target)
