@@ -15,6 +15,9 @@ graph: GroupQueryAttention sees the same address for both and writes the new pos
 - copy(source, targets, length): forks and prefix reuse; the only cache copies there are.
 
 The graph's logits are those of the last position only (builders/llm/export.py trims the LM head to it).
+On a GPU (CudaSlotSession) the buffers and logits are torch tensors on the device, ONNX Runtime computes on a
+dedicated stream fenced against torch's at every run (runtime/cuda_stream.py), and the scheduler samples the
+logits there; only the token ids come back to the host.
 """
 from __future__ import annotations
 
@@ -172,7 +175,11 @@ class SlotSession(EngineSession):
         binding = self._binding(first_row, rows)
         binding.bind_cpu_input("input_ids", ids)
         binding.bind_cpu_input("attention_mask", mask)
-        self.sess.run_with_iobinding(binding)
+        with self._fenced():
+            self.sess.run_with_iobinding(binding)
+
+    def _fenced(self):
+        return contextlib.nullcontext()  # host buffers: nothing to order
 
     def _binding(self, first_row: int, rows: int):
         """The cache and logits bindings of a row range, made once: a step rebinds only its two small inputs."""
@@ -192,33 +199,27 @@ class SlotSession(EngineSession):
 
 
 class DeviceBuffers:
-    """KV buffers as torch tensors on `device` (a GPU; the CPU in tests). On a GPU their copies run on the
-    stream ONNX Runtime computes on, so a copy and the next engine call are ordered without a host sync."""
+    """KV buffers as torch tensors on `device`. Their copies are torch work on torch's current stream; on a GPU
+    each engine run is fenced against that stream (runtime/cuda_stream.py), so copies and runs stay ordered
+    without a host synchronization."""
 
-    def __init__(self, count: int, shape: tuple[int, ...], graph_type: str, device, stream=None):
+    def __init__(self, count: int, shape: tuple[int, ...], graph_type: str, device):
         import torch  # noqa: PLC0415
 
-        self.torch, self.stream = torch, stream
+        self.torch = torch
         self.element = _ELEMENTS[graph_type][0]
-        torch_dtype = {1: torch.float32, 10: torch.float16, 16: torch.bfloat16}[self.element]
-        with self._on_stream():
-            self.tensors = [torch.zeros(shape, dtype=torch_dtype, device=device) for _ in range(count)]
-        if stream is not None:
-            stream.synchronize()  # zeroed before ONNX Runtime's first read
+        dtype = {1: torch.float32, 10: torch.float16, 16: torch.bfloat16}[self.element]
+        self.tensors = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(count)]
         self.device = (device.type, device.index or 0)
         self.row_bytes = int(np.prod(shape[1:])) * self.tensors[0].element_size()
-
-    def _on_stream(self):
-        return self.torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
 
     def address(self, i: int, row: int) -> int:
         return self.tensors[i].data_ptr() + row * self.row_bytes
 
     def copy(self, source: int, targets: Sequence[int], length: int) -> None:
         index = self.torch.tensor(list(targets), device=self.tensors[0].device)
-        with self._on_stream():
-            for t in self.tensors:  # t: [slots, H, max_len, D]
-                t[index, :, :length] = t[source, :, :length]
+        for t in self.tensors:  # t: [slots, H, max_len, D]
+            t[index, :, :length] = t[source, :, :length]
 
     @property
     def nbytes(self) -> int:
@@ -227,9 +228,7 @@ class DeviceBuffers:
 
 class DeviceLogits:
     """The graph's logits as a torch tensor on the engine's device, read as float32 rows there: the scheduler
-    samples them on the device (runtime/llm/sampling_torch.py); only token ids come back. ONNX Runtime synchronizes
-    its stream at the end of each run (disable_synchronize_execution_providers stays 0), so torch, on its own
-    stream, reads finished logits."""
+    samples them on the device (runtime/llm/sampling_torch.py); only token ids come back."""
 
     def __init__(self, slots: int, vocab: int, graph_type: str, device):
         import torch  # noqa: PLC0415
@@ -250,42 +249,43 @@ class DeviceLogits:
 
 
 class TorchSlotSession(SlotSession):
-    """The engine over torch tensors (cache and logits) on the CPU provider: CudaSlotSession's host-side logic,
-    testable without a GPU."""
+    """The engine over torch tensors (KV buffers and logits) on `device`: CudaSlotSession on a GPU; on the CPU
+    (the CPU provider) its host-side logic in tests. With a `stream` (runtime/cuda_stream.py) every engine run
+    is fenced against torch's current stream."""
+
+    def __init__(self, model_path: str | Path, slots: int, max_len: int, intra_op_threads: int = 0,
+                 providers: Providers | None = None, prefill_chunk: int = DEFAULT_PREFILL_CHUNK, device=None,
+                 stream=None):
+        import torch  # noqa: PLC0415
+
+        self.device, self.stream = device or torch.device("cpu"), stream
+        super().__init__(model_path, slots, max_len, intra_op_threads, providers, prefill_chunk)
 
     def _allocate(self, count: int, shape: tuple[int, ...], graph_type: str):
-        import torch  # noqa: PLC0415
-
-        return DeviceBuffers(count, shape, graph_type, torch.device("cpu"))
+        return DeviceBuffers(count, shape, graph_type, self.device)
 
     def _logits(self, slots: int, vocab: int, graph_type: str):
-        import torch  # noqa: PLC0415
+        return DeviceLogits(slots, vocab, graph_type, self.device)
 
-        return DeviceLogits(slots, vocab, graph_type, torch.device("cpu"))
+    def _fenced(self):
+        return self.stream.fenced() if self.stream is not None else contextlib.nullcontext()
 
 
-class CudaSlotSession(SlotSession):
-    """The same engine on a GPU (CUDA execution provider): only the buffers' device and the stream differ.
-
-    torch's default stream has the handle 0, which ONNX Runtime reads as "no user stream" (it then computes on
-    streams of its own, unordered with torch's copies): the session makes a dedicated stream and hands its
-    handle to both."""
+class CudaSlotSession(TorchSlotSession):
+    """The same engine on a GPU (CUDA execution provider): torch buffers on the device and a dedicated stream
+    (never torch's default one, whose handle 0 ONNX Runtime reads as "no stream")."""
 
     def __init__(self, model_path: str | Path, slots: int, max_len: int, target, device_id: int = 0,
                  prefill_chunk: int = DEFAULT_PREFILL_CHUNK):
         import torch  # noqa: PLC0415
 
+        from runtime.cuda_stream import DeviceStream  # noqa: PLC0415
         from runtime.gpu_probe import check_gpu_provider  # noqa: PLC0415
         from runtime.providers import CUDA, GpuOptions, providers_for  # noqa: PLC0415
 
         check_gpu_provider(CUDA, device_id)  # before torch.cuda, whose errors would not name what is missing
-        self.device = torch.device("cuda", device_id)
-        self.stream = torch.cuda.Stream(self.device)  # never the null stream: see the class docstring
-        providers = providers_for(target, GpuOptions(device_id, stream=self.stream.cuda_stream))
-        super().__init__(model_path, slots, max_len, providers=providers, prefill_chunk=prefill_chunk)
-
-    def _allocate(self, count: int, shape: tuple[int, ...], graph_type: str):
-        return DeviceBuffers(count, shape, graph_type, self.device, self.stream)
-
-    def _logits(self, slots: int, vocab: int, graph_type: str):
-        return DeviceLogits(slots, vocab, graph_type, self.device)
+        device = torch.device("cuda", device_id)
+        stream = DeviceStream(device)
+        providers = providers_for(target, GpuOptions(device_id, stream=stream.handle))
+        super().__init__(model_path, slots, max_len, providers=providers, prefill_chunk=prefill_chunk,
+                         device=device, stream=stream)

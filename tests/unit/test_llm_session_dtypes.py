@@ -51,3 +51,22 @@ def test_half_precision_caches_load_and_run(tmp_path, element, dtype, session_cl
     logits = host(session.prefill(1, [4, 5, 6]))
     assert logits.dtype == np.float32 and np.all(logits == 6)
     np.testing.assert_array_equal(host(session.decode([0, 2], [3, 9])), [[3] * V, [9] * V])
+
+
+def test_every_engine_run_is_fenced_against_torchs_stream(tmp_path):
+    """The GPU engine's runs (prefill chunks, decode steps) each wait for torch's stream (cache copies, sampling)
+    and make it wait for theirs: TorchSlotSession with a fake torch.cuda whose current stream has handle 0."""
+    import torch
+
+    from runtime.cuda_stream import DeviceStream
+    from tests.unit.test_cuda_stream import FakeCuda
+
+    cuda = FakeCuda()
+    stream = DeviceStream(torch.device("cpu"), cuda)
+    session = TorchSlotSession(stub_graph(tmp_path / "g", TensorProto.FLOAT16), slots=2, max_len=L, stream=stream,
+                               prefill_chunk=2)
+    session.prefill(0, [4, 5, 6])  # two chunks
+    session.copy(0, [1], 3)
+    session.decode([0, 1], [7, 8])
+    fence = [("wait", stream.handle, 0), ("wait", 0, stream.handle)]
+    assert cuda.log == fence * 3
