@@ -87,10 +87,11 @@ def weights_bytes(path: Path) -> int:
 
 
 # -- workers (one process per side and round) -----------------------------------------------------------------
-def worker_ours(path: Path, steps: int) -> dict:
+def worker_ours(path: Path, steps: int, spinning: bool = True) -> dict:
+    """Spinning intra-op threads, as onnxruntime-genai's sessions have by default (the served engine: off)."""
     from runtime.llm.slot_session import SlotSession  # noqa: PLC0415
 
-    session = SlotSession(path, slots=max(BATCHES), max_len=MAX_LEN, intra_op_threads=THREADS)
+    session = SlotSession(path, slots=max(BATCHES), max_len=MAX_LEN, intra_op_threads=THREADS, spinning=spinning)
     start = time.perf_counter()
     session.prefill(0, prompt_ids(PREFILL))
     result = {"prefill_ms": 1e3 * (time.perf_counter() - start)}
@@ -162,7 +163,8 @@ def worker_llama_cpp(gguf: Path, steps: int) -> dict:
     return result
 
 
-WORKERS = {"ours": worker_ours, "genai": worker_genai, "llama.cpp": worker_llama_cpp}
+WORKERS = {"ours": worker_ours, "ours-nospin": lambda path, steps: worker_ours(path, steps, spinning=False),
+           "genai": worker_genai, "llama.cpp": worker_llama_cpp}
 
 
 def run_worker(kind: str, path: Path, steps: int, python: str) -> dict:
@@ -311,6 +313,7 @@ def main() -> int:
     python = sys.executable
     paths = build(python)
     sides = {"ours fp32": ("ours", paths["ours-fp32"], python), "ours int4": ("ours", paths["ours-int4"], python),
+             "ours fp32 no-spin": ("ours-nospin", paths["ours-fp32"], python),
              "genai fp32": ("genai", paths["genai-fp32"], python), "genai int4": ("genai", paths["genai-int4"], python)}
     llama_python = os.environ.get("LLAMA_CPP_PYTHON")
     missing = []
@@ -346,6 +349,8 @@ def report(out: Path, medians: dict, agreements: dict, prefix: dict, served_rows
     for name, m in medians.items():
         kind = name.split()[0]
         weights = weights_bytes(paths[f"{kind}-{name.split()[1]}"]) if kind in ("ours", "genai") else 0
+        if kind == "llama.cpp":
+            weights = (WORK / "gguf" / ("model-f32.gguf" if "f32" in name else "model-q4_k_m.gguf")).stat().st_size
         cells = [f"{m[k]:.1f}" if k in m else "-" for k in keys]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {m['prefill_ms']:.0f} | {m['rss'] / 1e9:.2f} | "
                      f"{weights / 1e9:.2f} |")
@@ -359,7 +364,9 @@ def report(out: Path, medians: dict, agreements: dict, prefix: dict, served_rows
             ratios[f"served_c{c}_tok_s_vs_vllm"] = get["ours served", c]["tok_s"] / get["vllm served", c]["tok_s"]
     text = [f"# LLM engine vs peers ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
             f"`HF_HUB_OFFLINE=1 .venv/bin/python bench/peers.py --rounds {args.rounds} --steps {args.steps}`; "
-            "medians over rounds, sides interleaved, one process per side and round, 2 intra-op threads.", "",
+            "medians over rounds, sides interleaved, one process per side and round, 2 threads each; ours and "
+            "genai with spinning intra-op threads (genai's default; `no-spin` is ours as served). RSS after the "
+            "run (weights, KV buffers as filled, lookup-table pages faulted in); weights = the engine's files.", "",
             *lines, "",
             *(f"{p} vs fp32 (ours), {a['prompts']} prompts: top-1 agreement {a['top1']:.2f}, logit RMSE "
               f"{a['rmse']:.3f} (fp32 logit std {a['logit_std']:.2f}), correlation {a['corr']:.3f}."

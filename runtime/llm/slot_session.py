@@ -100,13 +100,16 @@ class HostLogits:
 
 class SlotSession(EngineSession):
     def __init__(self, model_path: str | Path, slots: int, max_len: int, intra_op_threads: int = 0,
-                 providers: Providers | None = None, prefill_chunk: int = DEFAULT_PREFILL_CHUNK):
+                 providers: Providers | None = None, prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+                 spinning: bool = False):
         import onnxruntime as ort  # noqa: PLC0415
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = intra_op_threads
         opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spinning intra-op threads wake faster between operators, but the served engine shares its cores with
+        # Triton and the adapter, which need them between steps: off unless asked for (in-process benches).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         self.sess = create_session(model_path, providers or [(CPU, {})], opts)
         inputs = {i.name: i for i in self.sess.get_inputs()}
         self.past_names = [n for n in inputs if n.startswith("past_key_values.")]
