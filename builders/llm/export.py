@@ -82,8 +82,14 @@ def export_decoder(checkpoint: Path, out_dir: Path, precision: Precision = Preci
     return path
 
 
+GENAI_PYTHON = "ONNXRUNTIME_GENAI_PYTHON"  # a python with onnxruntime-genai (default: this one)
+
+
 def _run_builder(checkpoint: Path, out: Path, precision: Precision, device: Device, work: Path) -> None:
-    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(checkpoint), "-o", str(out),
+    """The builder's package loads onnxruntime >= 1.31: an environment with an older onnxruntime (the GPU image's
+    1.20.2) names another python that has it."""
+    python = os.environ.get(GENAI_PYTHON) or sys.executable
+    cmd = [python, "-m", "onnxruntime_genai.models.builder", "-i", str(checkpoint), "-o", str(out),
            "-p", precision.value, "-e", device.value, "-c", str(work / "hf-cache")]
     done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
     if done.returncode != 0 or not (out / MODEL_FILE).exists():
