@@ -57,3 +57,12 @@ def rss_mib(pid: int) -> float:
 def sse_events(lines) -> list[str]:
     """The `data:` payloads of an SSE stream, in order."""
     return [line[len("data: "):] for line in lines if line.startswith("data: ")]
+
+
+def refuses_connections(url: str) -> bool:
+    """Whether a server at `url` (http://host:port) refuses new connections (its listener is closed)."""
+    try:
+        httpx.get(f"{url}/health", timeout=1)
+    except httpx.ConnectError:
+        return True
+    return False

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from tests.integration.hardening_support import CHAT_MODEL, sse_events
+from tests.integration.hardening_support import CHAT_MODEL, refuses_connections, sse_events
 from tests.timing import scaled, wait_until
 
 DRAIN_S = 1.0
@@ -38,14 +38,6 @@ class Reader(threading.Thread):
         self.first.set()
 
 
-def _refuses(url: str) -> bool:
-    try:
-        httpx.get(f"{url}/health", timeout=1)
-    except httpx.ConnectError:
-        return True
-    return False
-
-
 def test_sigterm_drains_then_stops_within_5_s_of_the_deadline(serve, model_repository):
     served = serve(model_repository, "--drain-timeout", str(DRAIN_S))
     url = f"http://127.0.0.1:{served.port}/v1"
@@ -57,7 +49,8 @@ def test_sigterm_drains_then_stops_within_5_s_of_the_deadline(serve, model_repos
 
     sent = time.monotonic()
     served.proc.send_signal(signal.SIGTERM)
-    assert wait_until(lambda: _refuses(f"http://127.0.0.1:{served.port}"), 1), "new connections still accepted"
+    root = f"http://127.0.0.1:{served.port}"
+    assert wait_until(lambda: refuses_connections(root), 1), "new connections still accepted"
     served.proc.wait(scaled(DRAIN_S + 30))
     stopped_after = time.monotonic() - sent
     short.join(scaled(10))

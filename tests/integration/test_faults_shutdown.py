@@ -10,7 +10,7 @@ import pytest
 
 from launcher.adapter_process import AdapterServer
 from launcher.process import free_port
-from tests.integration.hardening_support import CHAT_MODEL, sse_events
+from tests.integration.hardening_support import CHAT_MODEL, refuses_connections, sse_events
 from tests.timing import scaled, wait_until
 
 # ~1-2 s of decoding here on the 128,256-token demo model (quiet machine); even a CPU several times faster
@@ -36,14 +36,6 @@ def own_adapter(triton, tmp_path):
         adapter.stop()
 
 
-def refuses_connections(adapter: AdapterServer) -> bool:
-    try:
-        httpx.get(f"{adapter.url}/health", timeout=1)
-    except httpx.ConnectError:
-        return True
-    return False
-
-
 def read_stream_after_sigterm(adapter: AdapterServer) -> tuple[list[str], Exception | None, float]:
     """Start a long stream, SIGTERM the adapter after its first event; (events, error, seconds to exit)."""
     events: list[str] = []
@@ -53,7 +45,7 @@ def read_stream_after_sigterm(adapter: AdapterServer) -> tuple[list[str], Except
         adapter.proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         refused = threading.Event()
-        threading.Thread(target=lambda: refused.set() if wait_until(lambda: refuses_connections(adapter), 5)
+        threading.Thread(target=lambda: refused.set() if wait_until(lambda: refuses_connections(adapter.url), 5)
                          else None, daemon=True).start()
         try:
             for line in lines:

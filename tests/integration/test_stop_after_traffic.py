@@ -19,7 +19,8 @@ from tests.integration.hardening_support import CHAT_MODEL, metric_samples
 from tests.integration.launcher_serve import Served
 from tests.timing import scaled, wait_until
 
-MAX_BATCH_SIZE = 32  # the demo LLM's slots (builders/demo.py)
+MAX_BATCH_SIZE = 32  # the demo LLM's slots (builders/llm/__init__.py)
+RUNNING = "openai_adapter:num_requests_running"
 
 
 def _start(serve, model_repository) -> tuple[Served, mixed_load.Urls]:
@@ -30,7 +31,7 @@ def _start(serve, model_repository) -> tuple[Served, mixed_load.Urls]:
 
 
 def _adapter_idle(urls: mixed_load.Urls) -> bool:
-    running = metric_samples(urls.adapter, "openai_adapter:num_requests_running")
+    running = metric_samples(urls.adapter, RUNNING)
     return bool(running) and all(value == 0 for _, value in running)
 
 
@@ -48,7 +49,7 @@ def test_sigterm_after_mixed_abandoned_traffic_stops_everything_within_5_s(serve
     served, urls = _start(serve, model_repository)
     mixed_load.drive(urls)
 
-    assert wait_until(lambda: _adapter_idle(urls), 10), metric_samples(urls.adapter, "openai_adapter:num_requests_running")
+    assert wait_until(lambda: _adapter_idle(urls), 10), metric_samples(urls.adapter, RUNNING)
     took = _every_slot_free(urls)
     assert took < scaled(3), f"a request needing every slot waited {took:.1f} s: an abandoned generation held one"
 
