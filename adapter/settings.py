@@ -28,7 +28,8 @@ Serving
 
 Observability and lifecycle
 - ACCESS_LOG: one JSON line per request on the `adapter.access` logger (no prompt text).
-- SHUTDOWN_TIMEOUT_S: on SIGTERM, how long in-flight requests (streams included) may run before they are cut.
+- SHUTDOWN_TIMEOUT_S: on SIGTERM, how long in-flight requests (streams included) may run before they are cut
+  (20 s: inside Kubernetes' 30 s grace period, with room for tritonserver's own stop after it).
 - KEEP_ALIVE_TIMEOUT_S: how long an idle client connection stays open. Longer than clients' own pool expiry
   (httpx, so the openai SDK: 5 s), so a client never reuses a connection the server is just closing.
 """
@@ -71,7 +72,7 @@ class Settings(BaseSettings):
     adapter_workers: int = 1
 
     access_log: bool = True
-    shutdown_timeout_s: float = 30.0
+    shutdown_timeout_s: float = 20.0
     keep_alive_timeout_s: float = 65.0
 
     def load_api_keys(self) -> frozenset[str]:

@@ -157,12 +157,14 @@ class TritonClient:
         try:
             await call.send_message(request, end=True)
             while (response := await call.recv_message()) is not None:
+                # An error the model reports (a 400 it finds, e.g. a bad schema) usually is its final response:
+                # that stream then ends like any other, never by a reset (see _let_finish).
+                ended = response.infer_response.parameters["triton_final_response"].bool_param
                 if response.error_message:
                     raise to_openai_error(InferenceServerException(msg=response.error_message))
                 if response.infer_response.outputs:
                     yield _outputs(InferResult(response.infer_response), None)
-                if response.infer_response.parameters["triton_final_response"].bool_param:
-                    ended = True
+                if ended:
                     break
             else:  # the stream ended without a final response: its status says why (an error raises)
                 await call.recv_trailing_metadata()

@@ -65,7 +65,7 @@ def cmd_triton(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     ports = (args.http_port or free_port(), args.grpc_port or free_port(), args.metrics_port or free_port())
     stack = Stack(args.model_repository, Path(args.log_dir), port=args.port, host=args.host, install=_install(args),
-                  triton_ports=ports)
+                  triton_ports=ports, drain_s=args.drain_timeout)
     try:
         stack.start(args.timeout)
     except ProcessStartError as exc:
@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--crash-window", type=float, default=300.0, help="seconds")
     serve.add_argument("--restart-backoff", type=float, default=1.0,
                        help="seconds before the first restart, doubled per recent crash (at most 30)")
+    serve.add_argument("--drain-timeout", type=float, default=None,
+                       help="seconds in-flight requests may run after SIGTERM before they are cut (default: "
+                            "SHUTDOWN_TIMEOUT_S, else 20); the stack stops within 5 s after it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     return args.fn(args)

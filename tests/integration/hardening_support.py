@@ -9,6 +9,8 @@ from typing import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.timing import scaled
+
 CHAT_MODEL = os.environ.get("CHAT_MODEL", "tiny-llama-3")
 EMBEDDING_MODEL = os.environ.get("EMBEDDING_MODEL", "all-MiniLM-L6-v2")
 IMAGE_MODEL = os.environ.get("IMAGE_MODEL", "tiny-sdxl")
@@ -35,7 +37,8 @@ def metric_value(base_url: str, name: str, **labels: str) -> float:
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> float:
-    """Seconds it took for `condition` to hold; fails the test after `timeout`."""
+    """Seconds it took for `condition` to hold; fails the test after `timeout` (scaled: tests/timing.py)."""
+    timeout = scaled(timeout)
     start = time.monotonic()
     while not condition():
         if time.monotonic() - start > timeout:
@@ -54,3 +57,12 @@ def rss_mib(pid: int) -> float:
 def sse_events(lines) -> list[str]:
     """The `data:` payloads of an SSE stream, in order."""
     return [line[len("data: "):] for line in lines if line.startswith("data: ")]
+
+
+def refuses_connections(url: str) -> bool:
+    """Whether a server at `url` (http://host:port) refuses new connections (its listener is closed)."""
+    try:
+        httpx.get(f"{url}/health", timeout=1)
+    except httpx.ConnectError:
+        return True
+    return False

@@ -24,6 +24,7 @@ class Served:
 
     def __init__(self, repo: Path, log_dir: Path, *args: str):
         self.port = free_port()
+        self.log_dir = Path(log_dir)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "launcher", "serve", "--model-repository", str(repo), "--port", str(self.port),
              "--log-dir", str(log_dir), "--restart-backoff", "0.2", *args],

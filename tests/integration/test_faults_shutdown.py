@@ -10,7 +10,8 @@ import pytest
 
 from launcher.adapter_process import AdapterServer
 from launcher.process import free_port
-from tests.integration.hardening_support import CHAT_MODEL, sse_events
+from tests.integration.hardening_support import CHAT_MODEL, refuses_connections, sse_events
+from tests.timing import scaled, wait_until
 
 # ~1-2 s of decoding here on the 128,256-token demo model (quiet machine); even a CPU several times faster
 # outlasts the 0.2 s deadline below, and a loaded one still ends within the 30 s drain.
@@ -27,20 +28,12 @@ def own_adapter(triton, tmp_path):
                                 env={"SHUTDOWN_TIMEOUT_S": str(timeout_s)})
         started.append(adapter)
         adapter.start()
-        adapter.wait_ready(60)
+        adapter.wait_ready(scaled(60))
         return adapter
 
     yield start
     for adapter in started:
         adapter.stop()
-
-
-def refuses_connections(adapter: AdapterServer) -> bool:
-    try:
-        httpx.get(f"{adapter.url}/health", timeout=1)
-    except httpx.ConnectError:
-        return True
-    return False
 
 
 def read_stream_after_sigterm(adapter: AdapterServer) -> tuple[list[str], Exception | None, float]:
@@ -52,27 +45,19 @@ def read_stream_after_sigterm(adapter: AdapterServer) -> tuple[list[str], Except
         adapter.proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         refused = threading.Event()
-        threading.Thread(target=lambda: refused.set() if _poll_refused(adapter) else None, daemon=True).start()
+        threading.Thread(target=lambda: refused.set() if wait_until(lambda: refuses_connections(adapter.url), 5)
+                         else None, daemon=True).start()
         try:
             for line in lines:
                 events += sse_events([line])
         except httpx.HTTPError as exc:
             return events, exc, _exit_seconds(adapter, sent)
-        assert refused.wait(5), "the adapter still accepted connections during its shutdown"
+        assert refused.wait(scaled(5)), "the adapter still accepted connections during its shutdown"
     return events, None, _exit_seconds(adapter, sent)
 
 
-def _poll_refused(adapter: AdapterServer) -> bool:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if refuses_connections(adapter):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _exit_seconds(adapter: AdapterServer, since: float) -> float:
-    adapter.proc.wait(30)
+    adapter.proc.wait(scaled(30))
     return time.monotonic() - since
 
 
@@ -82,7 +67,7 @@ def test_sigterm_lets_in_flight_streams_finish(own_adapter):
     assert error is None, error
     assert events[-1] == "[DONE]" and '"finish_reason":"length"' in events[-2].replace(" ", "")
     # uvicorn re-raises the captured SIGTERM once it has shut down cleanly.
-    assert adapter.proc.returncode in (0, -signal.SIGTERM) and exited_after < 30
+    assert adapter.proc.returncode in (0, -signal.SIGTERM) and exited_after < scaled(30)
     assert "Application shutdown complete" in adapter.log_file.read_text()
 
 
@@ -91,4 +76,4 @@ def test_streams_past_the_deadline_are_cut_and_the_process_exits(own_adapter):
     events, error, exited_after = read_stream_after_sigterm(adapter)
     assert "[DONE]" not in events  # never presented as a complete answer...
     assert error is not None  # ...the client sees the broken stream
-    assert exited_after < 5
+    assert exited_after < scaled(5)

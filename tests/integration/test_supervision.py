@@ -14,6 +14,7 @@ import openai
 
 from tests.integration.launcher_serve import CHAT
 from tests.integration.llm_helpers import MODEL
+from tests.timing import scaled, wait_until
 
 
 def _leftovers(repo: Path) -> str:
@@ -57,12 +58,12 @@ def test_killed_processes_come_back_and_sigterm_stops_within_5s(serve, model_rep
     _stream_traffic(served.client)
     sent = time.monotonic()
     served.proc.send_signal(signal.SIGTERM)
-    served.proc.wait(30)
+    served.proc.wait(scaled(30))
     stopped_after = time.monotonic() - sent
     assert served.proc.returncode == 0, served.text
     # 20 s here meant the model never unloaded: the adapter cancelled streams that had already ended (see
     # adapter/triton_client.py `_let_finish`), and the LLM stub ran on until Triton's stop timeout
-    assert stopped_after < 5, f"stopped {stopped_after:.1f} s after SIGTERM\n{served.text}"
+    assert stopped_after < scaled(5), f"stopped {stopped_after:.1f} s after SIGTERM\n{served.text}"
     assert _leftovers(repo) == ""
 
 
@@ -73,7 +74,7 @@ def test_too_many_crashes_exit_nonzero(serve, tmp_path):
     os.kill(served.child("-m adapter"), signal.SIGKILL)
     served.wait_for(lambda: "adapter is back" in served.text, 120, "adapter restart")
     os.kill(served.child("-m adapter"), signal.SIGKILL)
-    served.proc.wait(60)
+    served.proc.wait(scaled(60))
     assert served.proc.returncode == 1, served.text
     assert "giving up: adapter killed by SIGKILL: 2 crashes within 600 s" in served.text
     assert "exiting for the orchestrator" in served.text and _leftovers(repo) == ""
@@ -95,9 +96,7 @@ def test_a_killed_launcher_takes_its_children_along(serve, tmp_path):
     served = serve(repo)
     children = [served.child("tritonserver"), served.child("-m adapter")]
     os.kill(served.proc.pid, signal.SIGKILL)
-    served.proc.wait(10)
-    deadline = time.monotonic() + 30
-    while not all(_exited(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert all(_exited(pid) for pid in children), [Path(f"/proc/{p}/cmdline").read_bytes() for p in children]
+    served.proc.wait(scaled(10))
+    exited = wait_until(lambda: all(_exited(pid) for pid in children), 30, interval=0.2)
+    assert exited, [Path(f"/proc/{p}/cmdline").read_bytes() for p in children]
     assert _leftovers(repo) == ""
