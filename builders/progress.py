@@ -28,8 +28,9 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """Highest resident set size of this process so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Highest resident set size of this process, or of a finished subprocess of it (the LLM graph builder runs in
+    one), so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return peak if sys.platform == "darwin" else peak * 1024
 
 

@@ -40,9 +40,11 @@ def build_embeddings(checkpoint: Path, work: Path, parts: list[str] | None = Non
 
 
 def build_llm(checkpoint: Path, work: Path, parts: list[str] | None = None) -> tuple[int, float]:
+    """parts: [precision] (fp32 default, int8, int4: what the CPU builds); max_diff is against PyTorch's fp32."""
     from builders.llm.export import export_checked  # noqa: PLC0415
+    from runtime.target import Precision  # noqa: PLC0415
 
-    exported = export_checked(checkpoint, work)  # fp32: onnxruntime-genai builds fp16 for CUDA only
+    exported = export_checked(checkpoint, work, Precision(parts[0] if parts else "fp32"))
     return exported.weights_bytes, exported.max_diff
 
 
@@ -106,7 +108,8 @@ def measure(family: str, out: Path, parts: list[str] | None = None) -> SizeResul
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    result = measure(args.family, args.out, args.sdxl_engines.split(",") if args.sdxl_engines else None)
+    parts = args.sdxl_engines.split(",") if args.sdxl_engines else [args.llm_precision] if args.llm_precision else None
+    result = measure(args.family, args.out, parts)
     console.print(f"peak RSS {result.peak_rss_bytes / 1e9:.2f} GB = {result.ratio}x the weights "
                   f"({result.weights_bytes / 1e9:.2f} GB)")
     print(json.dumps(asdict(result)), flush=True)
@@ -118,4 +121,5 @@ def add_parser(sub) -> None:
     p.add_argument("--family", choices=sorted(FAMILIES), required=True)
     p.add_argument("--out", type=Path, default=Path("build/sizes"), help="checkpoints and exports go here")
     p.add_argument("--sdxl-engines", help="sdxl only: comma-separated engines to build (default: all four)")
+    p.add_argument("--llm-precision", choices=["fp32", "int8", "int4"], help="llm only (default fp32)")
     p.set_defaults(fn=_cmd)
