@@ -75,10 +75,14 @@ def export_decoder(checkpoint: Path, out_dir: Path, precision: Precision = Preci
     for name in GRAPH_FILES:  # the builder also copies the tokenizer: the repository takes the checkpoint's own
         if (raw / name).exists():
             os.replace(raw / name, out_dir / name)
+    import onnx  # noqa: PLC0415
+
     path = out_dir / MODEL_FILE
-    keep_last_position(path)
-    own_embedding(path, plain=device is Device.CUDA)
-    for_onnxruntime_1_20(path)
+    model = onnx.load(str(path), load_external_data=False)  # the graph only: the weights stay in the data file
+    keep_last_position(model.graph)
+    own_embedding(model.graph, path, plain=device is Device.CUDA)
+    for_onnxruntime_1_20(model)
+    onnx.save(model, str(path))
     return path
 
 
@@ -97,17 +101,12 @@ def _run_builder(checkpoint: Path, out: Path, precision: Precision, device: Devi
         raise BuildError(f"onnxruntime-genai's model builder failed (exit {done.returncode}):\n{tail}")
 
 
-def keep_last_position(path: Path) -> None:
+def keep_last_position(graph) -> None:
     """Feed the LM head the last position's hidden state only: logits [batch, 1, vocab]."""
-    import onnx  # noqa: PLC0415
     from onnx import TensorProto, helper  # noqa: PLC0415
 
-    model = onnx.load(str(path), load_external_data=False)
-    graph = model.graph
     head = _lm_head(graph)
     hidden, last = head.input[0], head.input[0] + "/last_position"
-    if any(n.name == "/lm_head/last_position" for n in graph.node):
-        return
     consts = [helper.make_tensor(f"{last}/{k}", TensorProto.INT64, [1], [v])
               for k, v in (("starts", -1), ("ends", 2**62), ("axes", 1))]
     graph.initializer.extend(consts)
@@ -117,37 +116,29 @@ def keep_last_position(path: Path) -> None:
     logits = next(o for o in graph.output if o.name == "logits")
     logits.type.tensor_type.shape.dim[1].Clear()
     logits.type.tensor_type.shape.dim[1].dim_value = 1
-    onnx.save(model, str(path))
 
 
-def for_onnxruntime_1_20(path: Path) -> None:
+def for_onnxruntime_1_20(model) -> None:
     """Loadable by the GPU image's onnxruntime-gpu 1.20.2 as well as the CPU stack's newer onnxruntime: the
     builder stamps ai.onnx opset 22, whose changes to the operators it emits are only wider type lists (bfloat16),
     and writes absent trailing optional inputs as empty names, past the input lists 1.20's contrib schemas
     declare (GroupQueryAttention: 9)."""
-    import onnx  # noqa: PLC0415
-
-    model = onnx.load(str(path), load_external_data=False)
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx"):
             opset.version = min(opset.version, GPU_IMAGE_OPSET)
     for node in model.graph.node:
         while node.input and node.input[-1] == "":
             node.input.pop()
-    onnx.save(model, str(path))
 
 
 DATA_ALIGN = 64 * 1024  # ONNX Runtime memory-maps external initializers at aligned offsets
 
 
-def own_embedding(path: Path, plain: bool = False) -> None:
+def own_embedding(graph, path: Path, plain: bool = False) -> None:
     """The embedding lookup on its own initializers when it shares the LM head's (tied embeddings). `plain`: a
     4-bit lookup (GatherBlockQuantized) becomes a Gather over its dequantized table, for onnxruntime 1.20 (the
-    GPU image), whose GatherBlockQuantized takes int4 tensors, not the builder's packed uint8."""
-    import onnx  # noqa: PLC0415
-
-    model = onnx.load(str(path), load_external_data=False)
-    graph = model.graph
+    GPU image), whose GatherBlockQuantized takes int4 tensors, not the builder's packed uint8. `path`: the graph's
+    file, beside whose data file the new tables go."""
     lookup = next(n for n in graph.node if n.op_type in ("Gather", "GatherBlockQuantized") and "input_ids" in n.input)
     head_inputs = set(_lm_head(graph).input)
     producer = {out: node for node in graph.node for out in node.output}
@@ -169,7 +160,6 @@ def own_embedding(path: Path, plain: bool = False) -> None:
     used = {name for node in graph.node for name in node.input}
     for tensor in [t for t in graph.initializer if t.name not in used]:  # the removed nodes' constants
         graph.initializer.remove(tensor)
-    onnx.save(model, str(path))
 
 
 def _dequantized_lookup(graph, lookup, path: Path, packed, scales) -> None:

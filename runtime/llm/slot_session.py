@@ -42,9 +42,14 @@ _ELEMENTS = {"tensor(float)": (1, np.dtype(np.float32)), "tensor(float16)": (10,
              "tensor(bfloat16)": (16, np.dtype(ml_dtypes.bfloat16))}
 
 
+def _torch_dtype(element: int):
+    import torch  # noqa: PLC0415
+
+    return {1: torch.float32, 10: torch.float16, 16: torch.bfloat16}[element]
+
+
 @dataclass(frozen=True)
 class CacheShape:
-    layers: int
     kv_heads: int
     head_dim: int
     context: int  # positions the graph's rotary tables cover
@@ -53,7 +58,7 @@ class CacheShape:
     def from_genai_config(cls, model_dir: Path) -> "CacheShape":
         decoder = json.loads((Path(model_dir) / GENAI_CONFIG).read_text())["model"]
         d = decoder["decoder"]
-        return cls(d["num_hidden_layers"], d["num_key_value_heads"], d["head_size"], decoder["context_length"])
+        return cls(d["num_key_value_heads"], d["head_size"], decoder["context_length"])
 
 
 class HostBuffers:
@@ -211,8 +216,7 @@ class DeviceBuffers:
 
         self.torch = torch
         self.element = _ELEMENTS[graph_type][0]
-        dtype = {1: torch.float32, 10: torch.float16, 16: torch.bfloat16}[self.element]
-        self.tensors = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(count)]
+        self.tensors = [torch.zeros(shape, dtype=_torch_dtype(self.element), device=device) for _ in range(count)]
         self.device = (device.type, device.index or 0)
         self.row_bytes = int(np.prod(shape[1:])) * self.tensors[0].element_size()
 
@@ -237,8 +241,7 @@ class DeviceLogits:
         import torch  # noqa: PLC0415
 
         self.element = _ELEMENTS[graph_type][0]
-        dtype = {1: torch.float32, 10: torch.float16, 16: torch.bfloat16}[self.element]
-        self.raw = torch.zeros((slots, vocab), dtype=dtype, device=device)
+        self.raw = torch.zeros((slots, vocab), dtype=_torch_dtype(self.element), device=device)
         self.device = (device.type, device.index or 0)
 
     def address(self) -> int:
