@@ -6,7 +6,8 @@ of the art). Not part of `make test`.
 Checkpoint: bench-llama's shape (`builders llm-tiny --hidden 1024 --intermediate 2048 --layers 8 --heads 16
 --kv-heads 4 --tie-word-embeddings`: Llama-3's 128,256-token vocabulary, random weights), built under build/peers.
 Sides, each measured in its own process (so resident memory is the engine's own), rounds rotating the order:
-  ours fp32 / int4     runtime/llm/slot_session.py over builders/llm/export.py's graphs
+  ours fp32 / int4     runtime/llm/slot_session.py over builders/llm/export.py's graphs (fp32 KV cache)
+  ours ... kv-int8     the same weights with the calibrated int8 KV cache (builders/llm/kv_cache.py)
   genai fp32 / int4    onnxruntime-genai 0.18 in process, its model builder's graphs unchanged, 2 intra-op threads
   llama.cpp f32 / Q4_K_M   llama-cpp-python, when importable in LLAMA_CPP_PYTHON (a venv's python) with GGUF files
                        in build/peers/gguf (bench/peers_gguf.sh: llama.cpp's own converter and quantizer); else
@@ -63,13 +64,18 @@ def build(python: str) -> dict[str, Path]:
     build_generator(WORK, WORK / "repo", BENCH_ID, BENCH_SPEC)
     ckpt = WORK / BENCH_ID / "checkpoint"
     out = {"checkpoint": ckpt, "repo": WORK / "repo"}
-    for precision in ("fp32", "int8", "int4"):
-        ours = WORK / f"ours-{precision}"
+    from builders.llm.export import export_decoder  # noqa: PLC0415
+    from builders.llm.kv_cache import KvCacheDtype  # noqa: PLC0415
+    from runtime.target import Precision  # noqa: PLC0415
+
+    for precision, kv in (("fp32", ""), ("int8", ""), ("int4", ""), ("fp32", "-kv-int8"), ("int4", "-kv-int8")):
+        ours = WORK / f"ours-{precision}{kv}"
         if not (ours / "model.onnx").exists():
-            from builders.llm.export import export_decoder  # noqa: PLC0415
-            from runtime.target import Precision  # noqa: PLC0415
-            export_decoder(ckpt, ours, Precision(precision), work=WORK / f"work-{precision}")
-        out[f"ours-{precision}"] = ours / "model.onnx"
+            export_decoder(ckpt, ours, Precision(precision), work=WORK / f"work-{precision}{kv}",
+                           kv_cache_dtype=KvCacheDtype.INT8 if kv else KvCacheDtype.AUTO)
+        out[f"ours-{precision}{kv}"] = ours / "model.onnx"
+        if kv:
+            continue
         if precision == "int8":
             continue  # its agreement with fp32 only
         genai = WORK / f"genai-{precision}"
@@ -90,7 +96,9 @@ def weights_bytes(path: Path) -> int:
 def worker_ours(path: Path, steps: int, spinning: bool = True) -> dict:
     """Spinning intra-op threads, as onnxruntime-genai's sessions have by default (the served engine: off)."""
     from runtime.llm.slot_session import SlotSession  # noqa: PLC0415
+    from runtime.memory import bound_allocator  # noqa: PLC0415
 
+    bound_allocator()  # as the served engine's process does (model_repository/llm_generator/1/model.py)
     session = SlotSession(path, slots=max(BATCHES), max_len=MAX_LEN, intra_op_threads=THREADS, spinning=spinning)
     start = time.perf_counter()
     session.prefill(0, prompt_ids(PREFILL))
@@ -313,6 +321,8 @@ def main() -> int:
     python = sys.executable
     paths = build(python)
     sides = {"ours fp32": ("ours", paths["ours-fp32"], python), "ours int4": ("ours", paths["ours-int4"], python),
+             "ours fp32 kv-int8": ("ours", paths["ours-fp32-kv-int8"], python),
+             "ours int4 kv-int8": ("ours", paths["ours-int4-kv-int8"], python),
              "ours fp32 no-spin": ("ours-nospin", paths["ours-fp32"], python),
              "genai fp32": ("genai", paths["genai-fp32"], python), "genai int4": ("genai", paths["genai-int4"], python)}
     llama_python = os.environ.get("LLAMA_CPP_PYTHON")
@@ -331,7 +341,7 @@ def main() -> int:
             runs[name].append(run_worker(kind, path, args.steps, py))
             print(f"round {r + 1} {name}: {runs[name][-1]}", flush=True)
     medians = {name: {k: statistics.median(row[k] for row in rows) for k in rows[0]} for name, rows in runs.items()}
-    agreements = {p: agreement(paths["ours-fp32"], paths[f"ours-{p}"]) for p in ("int8", "int4")}
+    agreements = {p: agreement(paths["ours-fp32"], paths[f"ours-{p}"]) for p in ("int8", "int4", "fp32-kv-int8")}
     prefix = prefix_ttft(paths["ours-fp32"], args.rounds)
     vllm_python = os.environ.get("VLLM_PYTHON")
     served_rows = served(paths, vllm_python) if vllm_python else []
@@ -397,6 +407,17 @@ def _ratios(m: dict, paths: dict, agreement: dict, prefix: dict) -> dict:
         r[f"{precision}_rss_over_weights_plus_kv"] = ours["rss"] / (weights_bytes(paths[f"genai-{precision}"])
                                                                    + ours["kv_bytes"])
     r["int4_rss_over_fp32"] = m["ours int4"]["rss"] / m["ours fp32"]["rss"]
+    for precision in ("fp32", "int4"):
+        ours = m[f"ours {precision} kv-int8"]
+        for b in BATCHES:
+            r[f"{precision}_kv_int8_b{b}_long_over_short"] = ours[f"decode_ms_c{CONTEXTS[1]}_b{b}"] / ours[
+                f"decode_ms_c{CONTEXTS[0]}_b{b}"]
+            for c in CONTEXTS:
+                k = f"decode_ms_c{c}_b{b}"
+                r[f"{precision}_kv_int8_c{c}_b{b}_speedup_vs_genai"] = m[f"genai {precision}"][k] / ours[k]
+        r[f"{precision}_kv_int8_rss_over_weights_plus_kv"] = ours["rss"] / (
+            weights_bytes(paths[f"genai-{precision}"]) + ours["kv_bytes"])
+    r["int4_kv_int8_rss_over_fp32_kv_int8"] = m["ours int4 kv-int8"]["rss"] / m["ours fp32 kv-int8"]["rss"]
     r["int4_top1_agreement"] = agreement["top1"]
     r["prefix_second_over_first_ttft"] = prefix["on"]["second_ms"] / prefix["on"]["first_ms"]
     for name, peer in (("llama.cpp f32", "fp32"), ("llama.cpp Q4_K_M", "int4")):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from builders.demo import FAMILIES, build_demo
 from builders.deploy import deploy
-from builders.memory import bound_allocator
+from runtime.memory import bound_allocator
 from builders.progress import BuildError, console
 from builders.target import add_target_args, target_from_args
 from builders.sizes import add_parser as add_sizes_parser
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         importlib.import_module(module).add_parser(sub)  # each sets its own fn
     add_sizes_parser(sub)
     args = parser.parse_args(argv)
-    bound_allocator()  # builds load torch lazily: this is before their big allocations (builders/memory.py)
+    bound_allocator()  # builds load torch lazily: this is before their big allocations (runtime/memory.py)
     try:
         return args.fn(args)
     except BuildError as exc:

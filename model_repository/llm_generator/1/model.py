@@ -17,6 +17,7 @@ from runtime.llm.protocol import GeneratorConfig
 from runtime.llm.send_thread import SendThread, ThreadedSink
 from runtime.llm.vllm_interface import INPUTS as VLLM_INPUTS
 from runtime.llm.vllm_interface import VllmRequest, VllmResponses
+from runtime.memory import bound_allocator
 from runtime.target import EngineTarget, instance_device_id
 from runtime.triton_shell import input_scalar, model_parameters, to_triton_error
 
@@ -107,6 +108,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         version_dir = f"{args['model_repository']}/{args['model_version']}"
         parameters = model_parameters(config)
+        bound_allocator()  # this stub process is the engine's: a prompt's activations go back when freed
         self.generator = Generator(version_dir, GeneratorConfig.from_parameters(parameters),
                                    target=EngineTarget.from_parameters(parameters), device_id=instance_device_id(args))
         self.generator.start()
