@@ -5,13 +5,14 @@ Face checkpoint: GroupQueryAttention with rotary inside and past/present sharing
 and SkipSimplifiedLayerNorm, MatMulNBits for int4/int8 weights. Graph I/O:
   input_ids [batch, new] int64, attention_mask [batch, total] int64 (row sums: each row's length),
   past_key_values.{i}.key / .value [batch, kv_heads, max_len, head_dim] -> present.{i}.key / .value (same buffer),
-  logits [batch, 1, vocab]
+  logits_to_keep [1] int64 (1: the last position's logits; 0: none, the layers only),
+  logits [batch, logits_to_keep, vocab]
 plus genai_config.json (layers, heads, head size, context length) beside model.onnx.
 
 Where it falls short and we change its output:
 - its LM head runs on every position of a prompt (a 1,400-token prompt through a 128,256-token head is most of
-  the prefill's work); the generator needs the last position only, so keep_last_position() puts a Slice in front
-  of the head;
+  the prefill's work); the generator needs the last position at most, so keep_last_positions() puts a Slice in
+  front of the head, sized by a `logits_to_keep` input (1, or 0 for no head at all);
 - with tied embeddings (Llama-3.2) the embedding lookup reads the LM head's weights. ONNX Runtime prepacks the
   head's weights for its matmul and must then keep the original as well (a second resident copy of the largest
   matrix, or a folded transposed one); own_embedding() gives the lookup its own copy in the data file, in a
@@ -32,7 +33,7 @@ from builders.llm.kv_cache import (CALIBRATION_TOKENS, KvCacheDtype, calibrate, 
                                    check_kv_cache_dtype, quantize_cache)
 from builders.onnx_export import Exported
 from builders.progress import BuildError
-from runtime.llm.slot_session import GENAI_CONFIG
+from runtime.llm.slot_session import GENAI_CONFIG, LOGITS_TO_KEEP
 from runtime.target import Device, Precision
 
 SUPPORTED_ARCHITECTURES = {"LlamaForCausalLM"}
@@ -83,7 +84,7 @@ def export_decoder(checkpoint: Path, out_dir: Path, precision: Precision = Preci
 
     path = out_dir / MODEL_FILE
     model = onnx.load(str(path), load_external_data=False)  # the graph only: the weights stay in the data file
-    keep_last_position(model.graph)
+    keep_last_positions(model.graph)
     own_embedding(model.graph, path, plain=device is Device.CUDA)
     for_onnxruntime_1_20(model)
     onnx.save(model, str(path))
@@ -110,21 +111,28 @@ def _run_builder(checkpoint: Path, out: Path, precision: Precision, device: Devi
         raise BuildError(f"onnxruntime-genai's model builder failed (exit {done.returncode}):\n{tail}")
 
 
-def keep_last_position(graph) -> None:
-    """Feed the LM head the last position's hidden state only: logits [batch, 1, vocab]."""
+def keep_last_positions(graph) -> None:
+    """Feed the LM head the last `logits_to_keep` positions' hidden states only (Hugging Face's argument of the
+    same name): 1 gives a prompt's next-token logits [batch, 1, vocab]; 0 runs the layers alone, for a prompt whose
+    last token goes through a decode step with the running sequences instead of its own pass over the head."""
     from onnx import TensorProto, helper  # noqa: PLC0415
 
     head = _lm_head(graph)
-    hidden, last = head.input[0], head.input[0] + "/last_position"
-    consts = [helper.make_tensor(f"{last}/{k}", TensorProto.INT64, [1], [v])
-              for k, v in (("starts", -1), ("ends", 2**62), ("axes", 1))]
+    hidden, kept = head.input[0], head.input[0] + "/kept_positions"
+    graph.input.append(helper.make_tensor_value_info(LOGITS_TO_KEEP, TensorProto.INT64, [1]))
+    consts = [helper.make_tensor(f"{kept}/{k}", TensorProto.INT64, [1], [v]) for k, v in (("ends", 2**62), ("axes", 1))]
     graph.initializer.extend(consts)
-    node = helper.make_node("Slice", [hidden, *(c.name for c in consts)], [last], name="/lm_head/last_position")
-    head.input[0] = last
-    graph.node.insert(list(graph.node).index(head), node)
+    nodes = [helper.make_node("Shape", [hidden], [f"{kept}/length"], start=1, end=2),
+             helper.make_node("Sub", [f"{kept}/length", LOGITS_TO_KEEP], [f"{kept}/starts"]),
+             helper.make_node("Slice", [hidden, f"{kept}/starts", *(c.name for c in consts)], [kept])]
+    head.input[0] = kept
+    at = list(graph.node).index(head)
+    for i, node in enumerate(nodes):
+        node.name = f"/lm_head/keep_positions/{node.op_type}"
+        graph.node.insert(at + i, node)
     logits = next(o for o in graph.output if o.name == "logits")
     logits.type.tensor_type.shape.dim[1].Clear()
-    logits.type.tensor_type.shape.dim[1].dim_value = 1
+    logits.type.tensor_type.shape.dim[1].dim_param = LOGITS_TO_KEEP
 
 
 def for_onnxruntime_1_20(model) -> None:

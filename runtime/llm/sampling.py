@@ -67,20 +67,8 @@ class Sampler:
             self.seen[token] = self.seen.get(token, 0) + 1
 
     def sample(self, logits: np.ndarray) -> Sampled:
-        """One row (left untouched: prefill samples n choices from the same row)."""
+        """One row (left untouched)."""
         return sample_rows(np.array(logits, np.float32, ndmin=2), [self])[0]
-
-
-def stack_rows(rows: list):
-    """One [rows, vocab] batch from per-prompt logits rows (numpy on the host, torch on a device)."""
-    return np.stack(rows) if isinstance(rows[0], np.ndarray) else torch.stack(rows)
-
-
-def sample_choices(row, samplers: list[Sampler]) -> list[Sampled]:
-    """n choices from one prompt's row: each sampler gets its own copy (sampling adjusts rows in place)."""
-    if isinstance(row, np.ndarray):
-        return sample_rows(np.repeat(np.asarray(row, np.float32)[None], len(samplers), axis=0), samplers)
-    return sample_rows(row.float().unsqueeze(0).repeat(len(samplers), 1), samplers)
 
 
 @functools.singledispatch

@@ -1,5 +1,9 @@
-"""Continuous batching: a background loop that admits waiting jobs between decode steps (batched prefill),
-decodes one token for every running choice (batched), and lets finished or cancelled jobs leave.
+"""Continuous batching: a background loop that admits waiting jobs between decode steps, decodes one token for
+every running choice (batched), and lets finished or cancelled jobs leave.
+
+An admitted prompt is prefilled but for its last token, through the layers only; that token then goes through the
+decode step with the running sequences, whose logits give its first token. The LM head (at Llama-3's vocabulary
+the largest matrix) thus runs once per step for everyone instead of once more per arriving prompt.
 
 The loop owns the engine session and every job's state; other threads only call submit() and stop().
 """
@@ -12,7 +16,7 @@ from collections import deque
 
 from runtime.llm.coalesce import StreamInterval
 from runtime.llm.grammar import GrammarEngine
-from runtime.llm.sampling import Sampled, sample_choices, sample_rows, stack_rows
+from runtime.llm.sampling import Sampled, sample_rows
 from runtime.llm.sequence import Choice, Job, Vocab
 from runtime.llm.session import EngineSession
 from runtime.llm.slot_table import SlotTable
@@ -85,10 +89,7 @@ class Scheduler:
         if admitted:
             self.running += admitted  # before the engine runs: if it fails, _fail_all fails these jobs too
             self._prefill(admitted)
-            now = time.monotonic()
-            for job in admitted:  # the first tokens go out now, not after the next decode step
-                self._emit(job, now)
-        if self.running:  # the engine decodes every live slot together, the just-prefilled ones included
+        if self.running:  # the engine decodes every live slot together, the admitted prompts' last tokens included
             self._decode(self.running)
         now = time.monotonic()
         for job in list(self.running):
@@ -134,26 +135,23 @@ class Scheduler:
         return time.monotonic() - job.submitted_at >= self.cancel_check_s
 
     def _prefill(self, jobs: list[Job]) -> None:
-        """One prompt at a time, in admission order (a later job may reuse an earlier one's prefix)."""
-        rows = []
+        """One prompt at a time, in admission order (a later job may reuse an earlier one's prefix), all but its
+        last token; the job's other choices fork that cache and decode the last token each."""
         for job in jobs:
             claim, prompt = job.claim, job.prompt.token_ids
             if claim.copy_needed:
                 self.session.copy(claim.source, [claim.slot], claim.reused)
-            rows.append(self.session.prefill(claim.slot, prompt, claim.reused))
-            self.session.copy(claim.slot, [c.slot for c in job.choices[1:]], len(prompt))
-        logits = stack_rows(rows)
-        self._constrain(logits, [j.choices[0] for j in jobs])  # a job's choices start in the same grammar state
-        for job, row in zip(jobs, logits):
-            for choice, sampled in zip(job.choices, sample_choices(row, [c.sampler for c in job.choices])):
-                self._accept(job, choice, sampled)
+            cached = len(prompt) - 1  # the table reuses at most this much: claim.reused <= cached
+            self.session.prefill(claim.slot, prompt[:cached], claim.reused, logits=False)
+            self.session.copy(claim.slot, [c.slot for c in job.choices[1:]], cached)
 
     # -- decode -------------------------------------------------------------------------------------------
     def _decode(self, jobs: list[Job]) -> None:
         active = [(job, c) for job in jobs for c in job.choices if not c.finished]
         if not active:
             return
-        logits = self.session.decode([c.slot for _, c in active], [c.token_ids[-1] for _, c in active])
+        feed = [c.token_ids[-1] if c.token_ids else job.prompt.token_ids[-1] for job, c in active]
+        logits = self.session.decode([c.slot for _, c in active], feed)
         self._constrain(logits, [c for _, c in active])
         for (job, choice), sampled in zip(active, sample_rows(logits, [c.sampler for _, c in active])):
             self._accept(job, choice, sampled)

@@ -18,9 +18,10 @@ class EngineSession(ABC):
     slots: int  # KV rows: the most sequences decoded together
 
     @abstractmethod
-    def prefill(self, slot: int, tokens: Sequence[int], start: int = 0) -> np.ndarray:
+    def prefill(self, slot: int, tokens: Sequence[int], start: int = 0, logits: bool = True) -> np.ndarray | None:
         """Run tokens[start:] into the slot, whose first `start` positions already hold tokens[:start];
-        returns the next-token logits [vocab] float32."""
+        returns the next-token logits [vocab] float32, or None without `logits` (the layers only: the prompt's
+        last token then goes through a decode step, which gives its logits; start may then equal len(tokens))."""
 
     @abstractmethod
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:

@@ -45,6 +45,10 @@ _ELEMENTS = {"tensor(float)": (1, np.dtype(np.float32)), "tensor(float16)": (10,
              "tensor(bfloat16)": (16, np.dtype(ml_dtypes.bfloat16)), "tensor(int8)": (3, np.dtype(np.int8))}
 
 
+LOGITS_TO_KEEP = "logits_to_keep"  # the graph's input (builders/llm/export.py): last positions through the head
+_KEEP_LAST, _KEEP_NONE = np.array([1], np.int64), np.array([0], np.int64)
+
+
 def _torch_dtype(element: int):
     import torch  # noqa: PLC0415
 
@@ -124,6 +128,9 @@ class SlotSession(EngineSession):
         self._prompt_run = ort.RunOptions()
         self._prompt_run.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         inputs = {i.name: i for i in self.sess.get_inputs()}
+        if LOGITS_TO_KEEP not in inputs:
+            raise ValueError(f"{model_path} has no {LOGITS_TO_KEEP} input: an older builder's graph; rebuild the "
+                             f"model (python -m builders llm)")
         self.past_names = [n for n in inputs if n.startswith("past_key_values.")]
         self.present_names = [n.replace("past_key_values.", "present.") for n in self.past_names]
         shape = CacheShape.from_genai_config(Path(model_path).parent)
@@ -152,15 +159,16 @@ class SlotSession(EngineSession):
         return self.buffers.nbytes
 
     # -- EngineSession ------------------------------------------------------------------------------------
-    def prefill(self, slot: int, tokens: Sequence[int], start: int = 0) -> np.ndarray:
+    def prefill(self, slot: int, tokens: Sequence[int], start: int = 0, logits: bool = True) -> np.ndarray | None:
         tokens = np.asarray(tokens, np.int64)
-        if not 0 <= start < len(tokens) <= self.max_len:
+        if not (0 <= start < len(tokens) or (not logits and start == len(tokens))) or len(tokens) > self.max_len:
             raise ValueError(f"prefill of {len(tokens)} tokens from {start} does not fit a slot of {self.max_len}")
         for begin in range(start, len(tokens), self.prefill_chunk):
             end = min(begin + self.prefill_chunk, len(tokens))
-            self._run(tokens[None, begin:end], np.ones((1, end), np.int64), slot, 1)
+            head = logits and end == len(tokens)  # a chunk before the last needs no logits
+            self._run(tokens[None, begin:end], np.ones((1, end), np.int64), slot, 1, head)
         self.lengths[slot] = len(tokens)
-        return self.logits.first()
+        return self.logits.first() if logits else None
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         slots = np.asarray(slots, np.int64)
@@ -185,9 +193,10 @@ class SlotSession(EngineSession):
         self.lengths[targets] = length
 
     # -- one engine call ----------------------------------------------------------------------------------
-    def _run(self, ids: np.ndarray, mask: np.ndarray, first_row: int, rows: int) -> None:
-        """ids [rows, new], mask [rows, total]: rows first_row.. of the cache as past and present at once."""
-        binding = self._binding(first_row, rows)
+    def _run(self, ids: np.ndarray, mask: np.ndarray, first_row: int, rows: int, logits: bool = True) -> None:
+        """ids [rows, new], mask [rows, total]: rows first_row.. of the cache as past and present at once; without
+        logits the LM head does not run."""
+        binding = self._binding(first_row, rows, logits)
         binding.bind_cpu_input("input_ids", ids)
         binding.bind_cpu_input("attention_mask", mask)
         with self._fenced():
@@ -196,9 +205,9 @@ class SlotSession(EngineSession):
     def _fenced(self):
         return contextlib.nullcontext()  # host buffers: nothing to order
 
-    def _binding(self, first_row: int, rows: int):
+    def _binding(self, first_row: int, rows: int, logits: bool):
         """The cache and logits bindings of a row range, made once: a step rebinds only its two small inputs."""
-        key = (first_row, rows)
+        key = (first_row, rows, logits)
         if key not in self._bindings:
             binding = self.sess.io_binding()
             kind, index = self.buffers.device
@@ -207,8 +216,12 @@ class SlotSession(EngineSession):
                 address = self.buffers.address(i, first_row)
                 binding.bind_input(past, kind, index, self.buffers.element, shape, address)
                 binding.bind_output(present, kind, index, self.buffers.element, shape, address)
-            binding.bind_output("logits", *self.logits.device, self.logits.element, [rows, 1, self.vocab_size],
-                                self.logits.address())
+            binding.bind_cpu_input(LOGITS_TO_KEEP, _KEEP_LAST if logits else _KEEP_NONE)
+            if logits:
+                binding.bind_output("logits", *self.logits.device, self.logits.element, [rows, 1, self.vocab_size],
+                                    self.logits.address())
+            else:  # [rows, 0, vocab]: nothing to hold
+                binding.bind_output("logits", *self.logits.device)
             self._bindings[key] = binding
         return self._bindings[key]
 

@@ -56,8 +56,21 @@ def test_the_graph_uses_the_fused_operators_and_keeps_the_last_position(graphs):
         assert {a.i for n in graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "bits"} == {bits}
     logits = next(o for o in onnx.load(str(graphs[Precision.FP32]), load_external_data=False).graph.output
                   if o.name == "logits")
-    assert logits.type.tensor_type.shape.dim[1].dim_value == 1
+    assert logits.type.tensor_type.shape.dim[1].dim_param == "logits_to_keep"  # 1 or 0 last positions
     assert sorted(p.name for p in graphs[Precision.FP32].parent.iterdir()) == sorted(GRAPH_FILES)
+
+
+@pytest.mark.parametrize("session_class", [SlotSession, TorchSlotSession])
+def test_a_prompt_run_without_the_head_then_decoded_gives_the_prefills_logits(graphs, session_class):
+    """What the scheduler does with an arriving prompt: its last token joins the batch's decode step."""
+    session = session_class(graphs[Precision.FP32], slots=2, max_len=MAX_LEN, prefill_chunk=24)
+    prompt = [BOS] + list(range(500, 540))
+    want = np.asarray(session.prefill(0, prompt), np.float32)
+    assert session.prefill(1, prompt[:-1], logits=False) is None
+    got = np.asarray(session.decode([1], [prompt[-1]])[0], np.float32)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    session.prefill(1, [], logits=False)  # a one-token prompt: nothing before its decode step
+    assert session.lengths[1] == 0
 
 
 @pytest.mark.parametrize("session_class", [SlotSession, TorchSlotSession])  # numpy buffers / torch buffers

@@ -102,8 +102,8 @@ class NoiseEngine(EngineSession):
     def __init__(self, seed: int):
         self.rng = np.random.default_rng(seed)
 
-    def prefill(self, slot, tokens, start=0):
-        return self.rng.standard_normal(V).astype(np.float32) * 4
+    def prefill(self, slot, tokens, start=0, logits=True):
+        return self.rng.standard_normal(V).astype(np.float32) * 4 if logits else None
 
     def decode(self, slots, tokens):
         return self.rng.standard_normal((len(slots), V)).astype(np.float32) * 4

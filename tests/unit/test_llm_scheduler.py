@@ -37,11 +37,11 @@ class FakeEngine(EngineSession):
             out[r, (self.cache[s][-1] + 1) % V] = 10.0
         return out
 
-    def prefill(self, slot, tokens, start=0):
+    def prefill(self, slot, tokens, start=0, logits=True):
         assert self.cache.get(slot, [])[:start] == list(tokens[:start]), "reused positions hold the prompt's prefix"
         self.cache[slot] = list(tokens)
         self.prefills.append((slot, start, len(tokens)))
-        return self._logits([slot])[0]
+        return self._logits([slot])[0] if logits else None
 
     def decode(self, slots, tokens):
         assert len(set(slots)) == len(slots)
@@ -214,11 +214,11 @@ def test_a_failed_prefill_fails_its_job_and_the_loop_serves_on():
     class FailingOnce(FakeEngine):
         failed = False
 
-        def prefill(self, slot, tokens, start=0):
+        def prefill(self, slot, tokens, start=0, logits=True):
             if not self.failed:
                 self.failed = True
                 raise RuntimeError("device lost")
-            return super().prefill(slot, tokens, start)
+            return super().prefill(slot, tokens, start, logits)
 
     class FailSink(ListSink):
         error = None

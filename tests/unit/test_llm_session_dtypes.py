@@ -16,16 +16,20 @@ V, H, D, L = 11, 2, 16, 32
 
 
 def stub_graph(folder, element: int):
-    """logits[b, 0, :] = the row's last input id (in the cache's dtype); present = past (the shared buffer)."""
+    """logits[b, 0, :] = the row's last input id (in the cache's dtype), for logits_to_keep last positions;
+    present = past (the shared buffer)."""
     t = lambda name, elem, shape: helper.make_tensor_value_info(name, elem, shape)  # noqa: E731
     inputs = [t("input_ids", TensorProto.INT64, ["b", "s"]), t("attention_mask", TensorProto.INT64, ["b", "t"]),
-              t("past_key_values.0.key", element, ["b", H, "p", D]), t("past_key_values.0.value", element, ["b", H, "p", D])]
-    outputs = [t("logits", element, ["b", 1, V]), t("present.0.key", element, ["b", H, "p", D]),
+              t("past_key_values.0.key", element, ["b", H, "p", D]), t("past_key_values.0.value", element, ["b", H, "p", D]),
+              t("logits_to_keep", TensorProto.INT64, [1])]
+    outputs = [t("logits", element, ["b", "k", V]), t("present.0.key", element, ["b", H, "p", D]),
                t("present.0.value", element, ["b", H, "p", D])]
-    consts = [helper.make_tensor("start", TensorProto.INT64, [1], [-1]), helper.make_tensor("end", TensorProto.INT64, [1], [2**62]),
+    consts = [helper.make_tensor("end", TensorProto.INT64, [1], [2**62]),
               helper.make_tensor("axis", TensorProto.INT64, [1], [1]), helper.make_tensor("two", TensorProto.INT64, [1], [2]),
               helper.make_tensor("reps", TensorProto.INT64, [3], [1, 1, V])]
-    nodes = [helper.make_node("Slice", ["input_ids", "start", "end", "axis"], ["last"]),
+    nodes = [helper.make_node("Shape", ["input_ids"], ["length"], start=1, end=2),
+             helper.make_node("Sub", ["length", "logits_to_keep"], ["start"]),
+             helper.make_node("Slice", ["input_ids", "start", "end", "axis"], ["last"]),
              helper.make_node("Unsqueeze", ["last", "two"], ["last3"]),
              helper.make_node("Cast", ["last3"], ["lastf"], to=TensorProto.FLOAT),
              helper.make_node("Tile", ["lastf", "reps"], ["tiled"]),
