@@ -50,9 +50,13 @@ def prompt_ids(n: int, seed: int = 0) -> list[int]:
     return [128000] + rng.integers(1000, 100000, n - 1).tolist()
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def rss_bytes() -> dict[str, int]:
+    """Resident bytes, and their split: anonymous (the engine's own allocations: prepacked weights, KV buffers,
+    activations) and file-backed (pages of the memory-mapped weight files, clean and reclaimable)."""
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    kib = {k: int(fields[k].split()[0]) * 1024 for k in ("VmRSS", "RssAnon", "RssFile")}
+    return {"rss": kib["VmRSS"], "rss_anon": kib["RssAnon"], "rss_file": kib["RssFile"]}
 
 
 # -- builds ---------------------------------------------------------------------------------------------------
@@ -114,7 +118,7 @@ def worker_ours(path: Path, steps: int, spinning: bool = True) -> dict:
             for _ in range(steps):
                 session.decode(slots, [7] * batch)
             result[f"decode_ms_c{ctx}_b{batch}"] = 1e3 * (time.perf_counter() - start) / steps
-    result["rss"] = rss_bytes()
+    result.update(rss_bytes())
     result["kv_bytes"] = session.kv_cache_bytes
     return result
 
@@ -146,7 +150,7 @@ def worker_genai(folder: Path, steps: int) -> dict:
                 gen.generate_next_token()
             result[f"decode_ms_c{ctx}_b{batch}"] = 1e3 * (time.perf_counter() - start) / steps
             del gen
-    result["rss"] = rss_bytes()
+    result.update(rss_bytes())
     return result
 
 
@@ -167,7 +171,7 @@ def worker_llama_cpp(gguf: Path, steps: int) -> dict:
         for _ in range(steps):
             llm.eval([7])
         result[f"decode_ms_c{ctx}_b1"] = 1e3 * (time.perf_counter() - start) / steps
-    result["rss"] = rss_bytes()
+    result.update(rss_bytes())
     return result
 
 
@@ -355,7 +359,7 @@ def report(out: Path, medians: dict, agreements: dict, prefix: dict, served_rows
            missing: list[str], args) -> None:
     keys = [f"decode_ms_c{c}_b{b}" for c in CONTEXTS for b in BATCHES]
     lines = ["| side | " + " | ".join(k.replace("decode_ms_", "decode ms ") for k in keys)
-             + " | prefill 1,400 ms | RSS GB | weights GB |", "|---" * (len(keys) + 4) + "|"]
+             + " | prefill 1,400 ms | RSS GB | anon / file GB | weights GB |", "|---" * (len(keys) + 5) + "|"]
     for name, m in medians.items():
         kind = name.split()[0]
         weights = weights_bytes(paths[f"{kind}-{name.split()[1]}"]) if kind in ("ours", "genai") else 0
@@ -363,7 +367,7 @@ def report(out: Path, medians: dict, agreements: dict, prefix: dict, served_rows
             weights = (WORK / "gguf" / ("model-f32.gguf" if "f32" in name else "model-q4_k_m.gguf")).stat().st_size
         cells = [f"{m[k]:.1f}" if k in m else "-" for k in keys]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {m['prefill_ms']:.0f} | {m['rss'] / 1e9:.2f} | "
-                     f"{weights / 1e9:.2f} |")
+                     f"{m['rss_anon'] / 1e9:.2f} / {m['rss_file'] / 1e9:.2f} | {weights / 1e9:.2f} |")
     ratios = _ratios(medians, paths, agreements["int4"], prefix)
     served_lines = ["| side | c | output tok/s | TTFT p50 ms | ITL p50 ms |", "|---|---|---|---|---|"]
     get = {(r["side"], r["c"]): r for r in served_rows}
@@ -376,7 +380,8 @@ def report(out: Path, medians: dict, agreements: dict, prefix: dict, served_rows
             f"`HF_HUB_OFFLINE=1 .venv/bin/python bench/peers.py --rounds {args.rounds} --steps {args.steps}`; "
             "medians over rounds, sides interleaved, one process per side and round, 2 threads each; ours and "
             "genai with spinning intra-op threads (genai's default; `no-spin` is ours as served). RSS after the "
-            "run (weights, KV buffers as filled, lookup-table pages faulted in); weights = the engine's files.", "",
+            "run (weights, KV buffers as filled, lookup-table pages faulted in), split into anonymous and file-backed "
+            "pages (mapped weight files); weights = the engine's files.", "",
             *lines, "",
             *(f"{p} vs fp32 (ours), {a['prompts']} prompts: top-1 agreement {a['top1']:.2f}, logit RMSE "
               f"{a['rmse']:.3f} (fp32 logit std {a['logit_std']:.2f}), correlation {a['corr']:.3f}."
