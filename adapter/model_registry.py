@@ -19,15 +19,6 @@ class ServedModel:
     owned_by: str = "triton-openai"
     parameters: dict[str, str] = field(default_factory=dict)  # context window, embedding size, ...
 
-    def card(self) -> dict:
-        """OpenAI's model object plus extensions a client needs to offer the model (the playground page):
-        `task`, and `sizes` ("WxH", the only ones accepted) for models whose config lists them."""
-        card = {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by,
-                "task": self.task.value}
-        if "sizes" in self.parameters:
-            card["sizes"] = [s.strip() for s in self.parameters["sizes"].split(",") if s.strip()]
-        return card
-
 
 class ModelRegistry:
     def __init__(self, triton: TritonClient, ttl_s: float):

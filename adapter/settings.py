@@ -40,6 +40,10 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runtime.embeddings.tokenization import MAX_INPUTS
+from runtime.llm.protocol import MAX_N
+from runtime.sdxl.config import MAX_IMAGES
+
 
 
 class Settings(BaseSettings):
@@ -59,10 +63,10 @@ class Settings(BaseSettings):
 
     # Limits.
     max_body_bytes: int = 16 * 1024 * 1024
-    max_n: int = 128
+    max_n: int = MAX_N
     max_tokens_limit: int = 32768
-    max_embedding_inputs: int = 2048
-    max_images: int = 10
+    max_embedding_inputs: int = MAX_INPUTS  # (the server's own limits: at most the contracts')
+    max_images: int = MAX_IMAGES
 
     # Backpressure.
     max_in_flight_per_model: int = 256

@@ -79,7 +79,7 @@ def served_http(base_url: str, model: str, size: str, steps: int, guidance: floa
 def triton_direct(grpc_url: str, model: str, size: str, steps: int, guidance: float, **_) -> Call:
     import tritonclient.grpc as grpcclient  # noqa: PLC0415
 
-    from adapter.routers.images import triton_inputs  # noqa: PLC0415
+    from adapter.images.protocol import triton_inputs  # noqa: PLC0415
     from adapter.triton_client import _infer_inputs  # noqa: PLC0415
     from runtime.sdxl.config import GenerationRequest  # noqa: PLC0415
 

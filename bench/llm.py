@@ -190,9 +190,10 @@ _hf: dict = {}
 
 
 def _body(text: str, max_tokens: int, guide: dict | None = None) -> str:
-    return json.dumps({"messages": [{"role": "user", "content": text}],
-                       "sampling": {"temperature": 0, "max_tokens": max_tokens, "ignore_eos": True},
-                       **({"guide": guide} if guide else {})})
+    from runtime.llm.protocol import GenerationRequest, SamplingParams  # noqa: PLC0415
+
+    sampling = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
+    return GenerationRequest(sampling, messages=[{"role": "user", "content": text}], guide=guide).to_json()
 
 
 # -- Hugging Face generate ----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import orjson
 from adapter import metrics
 from adapter.errors import internal_error
 from adapter.triton_client import Tensors, TritonClient
+from runtime.llm.protocol import GenerationRequest
 
 REQUEST_INPUT = "request"
 RESPONSE_OUTPUT = "response"
@@ -60,8 +61,8 @@ def merge_steps(steps: list[Step]) -> Step:
     return Step([merged[i] for i in sorted(merged)], steps[-1].prompt_tokens, steps[-1].completion_tokens)
 
 
-def request_tensors(payload: dict[str, Any]) -> Tensors:
-    return {REQUEST_INPUT: np.array([orjson.dumps(payload)], dtype=np.object_)}
+def request_tensors(request: GenerationRequest) -> Tensors:
+    return {REQUEST_INPUT: np.array([request.to_json().encode()], dtype=np.object_)}
 
 
 def parse_response(tensors: Tensors) -> dict[str, Any]:
@@ -73,17 +74,17 @@ class Generation:
     everything that has arrived since the last call as one merged step, so a busy event loop sends one SSE
     chunk for several tokens instead of one each (streaming keeps up with non-streaming under load)."""
 
-    def __init__(self, triton: TritonClient, model: str, payloads: list[dict[str, Any]], n: int,
-                 request_id: str, echo: bool = False):
-        self.model, self.n, self.echo = model, n, echo
-        self.num_choices = len(payloads) * n
-        self._triton, self._payloads, self._request_id = triton, payloads, request_id
+    def __init__(self, triton: TritonClient, model: str, requests: list[GenerationRequest], request_id: str):
+        """requests: one per prompt, all with the same sampling (n choices each) and echo."""
+        self.model, self.n, self.echo = model, requests[0].sampling.n, requests[0].echo
+        self.num_choices = len(requests) * self.n
+        self._triton, self._requests, self._request_id = triton, requests, request_id
         self._queue: asyncio.Queue = asyncio.Queue()
         self._readers: list[asyncio.Task] = []
-        self._running = len(payloads)
+        self._running = len(requests)
         self._closed = False
         self._first: list[tuple[int, Any, BaseException | None]] = []
-        self._usage = [(0, 0)] * len(payloads)  # (prompt, completion) tokens per prompt, cumulative
+        self._usage = [(0, 0)] * len(requests)  # (prompt, completion) tokens per prompt, cumulative
         self._prompt_text: dict[int, str] = {}
         self._started_choices: set[int] = set()
         self._finished: set[int] = set()
@@ -106,8 +107,8 @@ class Generation:
 
     async def start(self) -> None:
         """Send every prompt and wait for its first response; errors raise here (OpenAIError)."""
-        self._readers = [asyncio.create_task(self._read(p, payload)) for p, payload in enumerate(self._payloads)]
-        waiting = set(range(len(self._payloads)))
+        self._readers = [asyncio.create_task(self._read(p, request)) for p, request in enumerate(self._requests)]
+        waiting = set(range(len(self._requests)))
         try:
             while waiting:
                 item = await self._queue.get()
@@ -149,8 +150,8 @@ class Generation:
             reader.cancel()
         metrics.record_tokens(self.model, self.prompt_tokens, self.completion_tokens)
 
-    async def _read(self, p: int, payload: dict[str, Any]) -> None:
-        stream = self._triton.stream(self.model, request_tensors(payload), request_id=f"{self._request_id}-{p}")
+    async def _read(self, p: int, request: GenerationRequest) -> None:
+        stream = self._triton.stream(self.model, request_tensors(request), request_id=f"{self._request_id}-{p}")
         try:
             async with aclosing(stream) as responses:  # closing cancels the Triton request
                 async for tensors in responses:

@@ -1,9 +1,10 @@
 """Wire models of /v1/chat/completions and /v1/completions, fields ordered like the OpenAI reference.
 
-Extensions beyond OpenAI are marked `# extension`. `to_sampling()` turns a request into the generator's
-`sampling` object (docs/llm_model_interface.md, typed in runtime/llm/protocol.py). Range checks that need
-no model live here (pydantic -> 400 with `param`); checks against the model's context window and vocabulary
-live in adapter.llm.limits.
+Extensions beyond OpenAI are marked `# extension`. `to_generation_request()` turns a request into the
+generator's contract (runtime/llm/protocol.py: GenerationRequest, docs/llm_model_interface.md) once; its
+`validate(config)` holds every rule of a request (the generator applies the same to direct Triton callers), and
+`client_error` maps a broken rule to a 400 naming this endpoint's parameter. The pydantic bounds here are the
+contract's constants, so the OpenAPI schema shows them.
 """
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ import json
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
                       model_serializer, model_validator)
 
+from adapter.errors import OpenAIError, invalid_request
 from adapter.protocol import OpenAIRequest
+from runtime.errors import ClientError
+from runtime.llm.protocol import (MAX_N, MAX_PENALTY, MAX_TEMPERATURE, MAX_TOP_LOGPROBS, GenerationRequest,
+                                  SamplingParams, parse_logit_bias, parse_stop)
 
-MAX_STOP = 4
 FinishReason = Literal["stop", "length", "tool_calls"]
-Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
+Penalty = Annotated[float, Field(ge=-MAX_PENALTY, le=MAX_PENALTY)]
 
 
 class StreamOptions(BaseModel):
@@ -131,23 +135,6 @@ class ChatMessage(BaseModel):
 class _SamplingRequest(OpenAIRequest):
     """Fields and checks shared by both endpoints (each subclass lists them in its own docs order)."""
 
-    @field_validator("stop", check_fields=False)
-    @classmethod
-    def _at_most_four_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(stop, list) and len(stop) > MAX_STOP:
-            raise ValueError(f"at most {MAX_STOP} stop sequences are supported, got {len(stop)}")
-        return stop
-
-    @field_validator("logit_bias", check_fields=False)
-    @classmethod
-    def _bias_keys_and_range(cls, bias: dict[str, float] | None) -> dict[str, float] | None:
-        for key, value in (bias or {}).items():
-            if not key.strip().lstrip("-").isdigit():
-                raise ValueError(f"keys must be token ids (integers as strings), got {key!r}")
-            if not -100.0 <= value <= 100.0:
-                raise ValueError(f"bias values must be in [-100, 100], got {value} for token {key}")
-        return bias
-
     @field_validator("stream_options", check_fields=False)
     @classmethod
     def _only_when_streaming(cls, options: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
@@ -155,31 +142,24 @@ class _SamplingRequest(OpenAIRequest):
             raise ValueError("`stream_options` can only be given when `stream` is true")
         return options
 
-    @field_validator("min_tokens", check_fields=False)
-    @classmethod
-    def _min_at_most_max(cls, min_tokens: int | None, info: ValidationInfo) -> int | None:
-        limits = [info.data.get(k) for k in ("max_completion_tokens", "max_tokens")]
-        max_tokens = next((v for v in limits if v is not None), None)
-        if min_tokens and max_tokens is not None and min_tokens > max_tokens:
-            raise ValueError(f"min_tokens ({min_tokens}) must be at most max_tokens ({max_tokens})")
-        return min_tokens
+    def _sampling(self, max_tokens: int | None, logprobs: bool, top_logprobs: int) -> SamplingParams:
+        """Raises ClientError for a logit_bias key that is no token id."""
+        return SamplingParams(
+            temperature=1.0 if self.temperature is None else self.temperature,
+            top_p=1.0 if self.top_p is None else self.top_p,
+            top_k=max(self.top_k or 0, 0),  # vLLM: 0 and -1 both mean the whole vocabulary
+            presence_penalty=self.presence_penalty or 0.0, frequency_penalty=self.frequency_penalty or 0.0,
+            logit_bias=parse_logit_bias(self.logit_bias), seed=self.seed, n=self.n or 1,
+            max_tokens=max_tokens,  # None: the generator uses the rest of the context window
+            stop=parse_stop(self.stop), ignore_eos=bool(self.ignore_eos), min_tokens=self.min_tokens or 0,
+            logprobs=logprobs, top_logprobs=top_logprobs)
 
-    def _common_sampling(self, max_tokens: int | None) -> dict[str, Any]:
-        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        return {
-            "temperature": 1.0 if self.temperature is None else self.temperature,
-            "top_p": 1.0 if self.top_p is None else self.top_p,
-            "top_k": max(self.top_k or 0, 0),  # vLLM: 0 and -1 both mean the whole vocabulary
-            "presence_penalty": self.presence_penalty or 0.0,
-            "frequency_penalty": self.frequency_penalty or 0.0,
-            "logit_bias": {str(int(k)): float(v) for k, v in (self.logit_bias or {}).items()},
-            "seed": self.seed,
-            "n": self.n or 1,
-            "max_tokens": max_tokens,  # None: the generator uses the rest of the context window
-            "stop": [s for s in stop if s],
-            "ignore_eos": bool(self.ignore_eos),
-            "min_tokens": self.min_tokens or 0,
-        }
+    def client_error(self, exc: ClientError) -> OpenAIError:
+        """The contract's error as this endpoint's 400: the param by the name the client sent."""
+        return invalid_request(exc.message, self._param_names().get(exc.param, exc.param), exc.code)
+
+    def _param_names(self) -> dict[str | None, str]:
+        return {}
 
     @property
     def include_usage(self) -> bool:
@@ -199,7 +179,7 @@ class ChatCompletionRequest(_SamplingRequest):
     logprobs: bool | None = False
     max_completion_tokens: int | None = Field(default=None, ge=1)
     max_tokens: int | None = Field(default=None, ge=1)  # deprecated by OpenAI in favour of max_completion_tokens
-    n: int | None = Field(default=1, ge=1, le=128)
+    n: int | None = Field(default=1, ge=1, le=MAX_N)
     parallel_tool_calls: bool | None = True
     presence_penalty: Penalty | None = 0.0
     response_format: ResponseFormat | None = None
@@ -207,10 +187,10 @@ class ChatCompletionRequest(_SamplingRequest):
     stop: str | list[str] | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    temperature: float | None = Field(default=1.0, ge=0.0, le=2.0)
+    temperature: float | None = Field(default=1.0, ge=0.0, le=MAX_TEMPERATURE)
     tools: list[ChatTool] | None = None  # before tool_choice, whose check reads it
     tool_choice: ToolChoice | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
     top_p: float | None = Field(default=1.0, gt=0.0, le=1.0)
     user: str | None = None
     ignore_eos: bool | None = False  # extension (vLLM; sent by guidellm): generate past EOS up to max_tokens
@@ -267,19 +247,17 @@ class ChatCompletionRequest(_SamplingRequest):
     def effective_max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
-    def to_sampling(self) -> dict[str, Any]:
-        return {**self._common_sampling(self.effective_max_tokens),
-                "logprobs": bool(self.logprobs), "top_logprobs": self.top_logprobs or 0}
+    def _param_names(self) -> dict[str | None, str]:
+        return {"max_tokens": self.max_tokens_param}
 
-    def triton_payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {"messages": [m.flat() for m in self.messages], "sampling": self.to_sampling(),
-                                   "stream": bool(self.stream)}
+    def to_generation_request(self) -> GenerationRequest:
+        """The generator's request (raises ClientError: see client_error)."""
+        sampling = self._sampling(self.effective_max_tokens, bool(self.logprobs), self.top_logprobs or 0)
+        tools = None
         if self.parses_tool_calls:  # rendered into the prompt by the model's chat template
-            payload["tools"] = [t.model_dump(exclude_none=True) for t in self.tools]
-        guide = self.guide()
-        if guide:
-            payload["guide"] = guide
-        return payload
+            tools = [t.model_dump(exclude_none=True) for t in self.tools]
+        return GenerationRequest(sampling, messages=[m.flat() for m in self.messages], stream=bool(self.stream),
+                                 tools=tools, guide=self.guide())
 
 
 def _prompt_form(prompt: Any) -> str | list[str] | list[int] | list[list[int]]:
@@ -306,7 +284,7 @@ class CompletionRequest(_SamplingRequest):
     logit_bias: dict[str, float] | None = None
     logprobs: int | None = Field(default=None, ge=0, le=5)
     max_tokens: int | None = Field(default=None, ge=1)  # OpenAI's default is 16; ours is the rest of the context
-    n: int | None = Field(default=1, ge=1, le=128)
+    n: int | None = Field(default=1, ge=1, le=MAX_N)
     presence_penalty: Penalty | None = 0.0
     response_format: ResponseFormat | None = None  # extension (as on chat): JSON output enforced by a grammar
     seed: int | None = None
@@ -314,7 +292,7 @@ class CompletionRequest(_SamplingRequest):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     suffix: str | None = None
-    temperature: float | None = Field(default=1.0, ge=0.0, le=2.0)
+    temperature: float | None = Field(default=1.0, ge=0.0, le=MAX_TEMPERATURE)
     top_p: float | None = Field(default=1.0, gt=0.0, le=1.0)
     user: str | None = None
     ignore_eos: bool | None = False  # extension (vLLM; sent by guidellm)
@@ -335,24 +313,23 @@ class CompletionRequest(_SamplingRequest):
             raise ValueError("suffix (insertion) is not supported by this model")
         return suffix
 
-    def prompts(self) -> list[dict[str, Any]]:
-        """One generator prompt per entry: {"prompt": text} or {"prompt_token_ids": ids}."""
+    def prompts(self) -> list[str | list[int]]:
+        """One generator prompt per entry: a text or a list of token ids."""
         p = self.prompt
-        if isinstance(p, str):
-            return [{"prompt": p}]
-        if all(isinstance(x, int) for x in p):
-            return [{"prompt_token_ids": list(p)}]
-        return [{"prompt": x} if isinstance(x, str) else {"prompt_token_ids": list(x)} for x in p]
+        if isinstance(p, str) or all(isinstance(x, int) for x in p):
+            return [p]
+        return list(p)
 
-    def to_sampling(self) -> dict[str, Any]:
-        return {**self._common_sampling(self.max_tokens),
-                "logprobs": self.logprobs is not None, "top_logprobs": self.logprobs or 0}
+    def _param_names(self) -> dict[str | None, str]:
+        return {"top_logprobs": "logprobs"}
 
-    def triton_payloads(self) -> list[dict[str, Any]]:
-        sampling, echo = self.to_sampling(), bool(self.echo)
-        guide = {"guide": self.response_format.guide()} if self.response_format and self.response_format.guide() else {}
-        return [{**prompt, "sampling": sampling, "echo": echo, "stream": bool(self.stream), **guide}
-                for prompt in self.prompts()]
+    def to_generation_requests(self) -> list[GenerationRequest]:
+        """One generator request per prompt, all with the same sampling (raises ClientError: see client_error)."""
+        sampling = self._sampling(self.max_tokens, self.logprobs is not None, self.logprobs or 0)
+        guide = self.response_format.guide() if self.response_format else None
+        return [GenerationRequest(sampling, prompt=p if isinstance(p, str) else None,
+                                  prompt_token_ids=None if isinstance(p, str) else list(p), echo=bool(self.echo),
+                                  stream=bool(self.stream), guide=guide) for p in self.prompts()]
 
 
 # ---- responses -------------------------------------------------------------------------------------------
@@ -429,23 +406,6 @@ class ChatDelta(BaseModel):
     def _only_set(self) -> dict[str, Any]:  # deltas carry only what changed: {"content": "x"}, {}
         return {k: v for k, v in (("role", self.role), ("content", self.content), ("tool_calls", self.tool_calls))
                 if v is not None}
-
-
-class ChatChunkChoice(BaseModel):
-    index: int
-    delta: ChatDelta
-    logprobs: ChatLogprobs | None = None
-    finish_reason: FinishReason | None = None
-
-
-class ChatCompletionChunk(BaseModel):
-    id: str
-    choices: list[ChatChunkChoice]
-    created: int
-    model: str
-    system_fingerprint: str | None = Fingerprint
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    usage: Usage | None = None
 
 
 class CompletionLogprobs(BaseModel):

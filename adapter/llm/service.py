@@ -1,4 +1,4 @@
-"""Request -> checks against the model -> generation on Triton -> JSON response or SSE stream."""
+"""Request -> the generator's contract, checked against the model -> generation on Triton -> JSON or SSE."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,22 +7,42 @@ from fastapi import Response
 
 from adapter import request_context
 from adapter.llm.generation import Generation
-from adapter.llm.limits import ModelLimits
 from adapter.llm.protocol import ChatCompletionRequest, CompletionRequest
 from adapter.llm.responses import ResponseMeta, chat_response, completion_response
 from adapter.llm.sse import SSEResponse, StreamUsage, chat_chunks, completion_chunks
-from adapter.model_registry import ModelRegistry, ServedModel
+from adapter.model_registry import ModelRegistry
 from adapter.triton_client import TritonClient
 from runtime.contract import Task
+from runtime.errors import ClientError
+from runtime.llm.protocol import GenerationRequest, GeneratorConfig
 
 
 def _json(model: Any) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
-async def _served(registry: ModelRegistry, model_id: str) -> tuple[ServedModel, ModelLimits]:
-    model = await registry.resolve(model_id, Task.TEXT_GENERATION)
-    return model, ModelLimits.of(model)
+async def _generation(body: ChatCompletionRequest | CompletionRequest, triton: TritonClient,
+                      registry: ModelRegistry, prefix: str) -> tuple[Generation, ResponseMeta]:
+    """The body as generator requests, validated against the served model (the rules the generator applies to
+    direct Triton callers: a 400 here, before Triton), started: caller errors (prompt too long, ...) surface
+    before any byte is sent."""
+    model = await registry.resolve(body.model, Task.TEXT_GENERATION)
+    requests = _checked(body, GeneratorConfig.from_parameters(model.parameters))
+    meta = ResponseMeta.new(prefix, model.id)
+    generation = Generation(triton, model.id, requests, _trace_id(meta))
+    await generation.start()
+    return generation, meta
+
+
+def _checked(body: ChatCompletionRequest | CompletionRequest, config: GeneratorConfig) -> list[GenerationRequest]:
+    try:
+        requests = ([body.to_generation_request()] if isinstance(body, ChatCompletionRequest)
+                    else body.to_generation_requests())
+        for request in requests:
+            request.validate(config)
+    except ClientError as exc:
+        raise body.client_error(exc) from exc
+    return requests
 
 
 def _trace_id(meta: ResponseMeta) -> str:
@@ -36,12 +56,7 @@ def _stream_usage(body: ChatCompletionRequest | CompletionRequest) -> StreamUsag
 
 async def create_chat_completion(body: ChatCompletionRequest, triton: TritonClient,
                                  registry: ModelRegistry) -> Response:
-    model, limits = await _served(registry, body.model)
-    payload = body.triton_payload()
-    limits.check_sampling(payload["sampling"], body.max_tokens_param)
-    meta = ResponseMeta.new("chatcmpl", model.id)
-    generation = Generation(triton, model.id, [payload], payload["sampling"]["n"], _trace_id(meta))
-    await generation.start()  # caller errors (prompt too long, ...) become a 400 before any byte is sent
+    generation, meta = await _generation(body, triton, registry, "chatcmpl")
     if body.stream:
         return SSEResponse(chat_chunks(generation, meta, _stream_usage(body), body.parses_tool_calls),
                            generation.close)
@@ -49,15 +64,7 @@ async def create_chat_completion(body: ChatCompletionRequest, triton: TritonClie
 
 
 async def create_completion(body: CompletionRequest, triton: TritonClient, registry: ModelRegistry) -> Response:
-    model, limits = await _served(registry, body.model)
-    payloads = body.triton_payloads()
-    limits.check_sampling(payloads[0]["sampling"], "max_tokens")
-    for payload in payloads:
-        limits.check_token_ids(payload.get("prompt_token_ids", []), "prompt")
-    meta = ResponseMeta.new("cmpl", model.id)
-    generation = Generation(triton, model.id, payloads, payloads[0]["sampling"]["n"], _trace_id(meta),
-                            echo=bool(body.echo))
-    await generation.start()
+    generation, meta = await _generation(body, triton, registry, "cmpl")
     if body.stream:
         return SSEResponse(completion_chunks(generation, meta, _stream_usage(body)), generation.close)
     return _json(await completion_response(generation, meta, body.logprobs is not None))

@@ -1,4 +1,4 @@
-"""POST /v1/chat/completions (JSON or SSE with `stream: true`)."""
+"""POST /v1/chat/completions (adapter/llm: protocol and service; JSON or SSE with `stream: true`)."""
 from fastapi import APIRouter, Request, Response
 
 from adapter.llm.protocol import ChatCompletionRequest

@@ -1,4 +1,4 @@
-"""POST /v1/completions (legacy text completions; JSON or SSE with `stream: true`)."""
+"""POST /v1/completions (adapter/llm: protocol and service; legacy text completions, JSON or SSE)."""
 from fastapi import APIRouter, Request, Response
 
 from adapter.llm.protocol import CompletionRequest

@@ -1,27 +1,14 @@
-"""POST /v1/embeddings: validate -> one Triton call to the model's ensemble -> float or base64 vectors."""
-import orjson
-from fastapi import APIRouter, Depends, Response
+"""POST /v1/embeddings (adapter/embeddings: protocol and service)."""
+from fastapi import APIRouter, Request, Response
 
-from adapter.deps import get_registry, get_triton
-from adapter.embeddings_protocol import (EmbeddingModelInfo, EmbeddingRequest, check_against_model,
-                                         embedding_response, parse_input, shorten, triton_inputs)
-from adapter.metrics import record_tokens
-from adapter.model_registry import ModelRegistry
-from adapter.triton_client import TritonClient
-from runtime.contract import Task
+from adapter.embeddings.protocol import EmbeddingRequest
+from adapter.embeddings.service import create_embeddings
+from adapter.routers.json_body_route import JSONBodyRoute
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=JSONBodyRoute)
 
 
 @router.post("/embeddings")
-async def create_embeddings(body: EmbeddingRequest, triton: TritonClient = Depends(get_triton),
-                            registry: ModelRegistry = Depends(get_registry)) -> Response:
-    model = await registry.resolve(body.model, Task.EMBEDDINGS)
-    inputs = parse_input(body.input)
-    info = EmbeddingModelInfo.from_parameters(model.parameters)
-    check_against_model(inputs, body.dimensions, info)
-    out = await triton.infer(model.id, triton_inputs(inputs, body.truncate), ["EMBEDDINGS", "TOKEN_COUNTS"])
-    vectors = shorten(out["EMBEDDINGS"], body.dimensions, info.normalized)
-    record_tokens(model.id, int(out["TOKEN_COUNTS"].sum()))
-    payload = embedding_response(vectors, out["TOKEN_COUNTS"], model.id, body.encoding_format)
-    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
+    state = request.app.state
+    return await create_embeddings(body, state.triton, state.registry)

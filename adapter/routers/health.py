@@ -1,9 +1,6 @@
 """Liveness (process up) and readiness (Triton reachable and its models ready)."""
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-
-from adapter.deps import get_triton
-from adapter.triton_client import TritonClient
 
 router = APIRouter()
 
@@ -14,7 +11,8 @@ async def health() -> dict:
 
 
 @router.get("/health/ready")
-async def ready(triton: TritonClient = Depends(get_triton)) -> JSONResponse:
+async def ready(request: Request) -> JSONResponse:
+    triton = request.app.state.triton
     if await triton.is_ready():
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "unavailable", "triton": triton.url}, status_code=503)

@@ -1,17 +1,16 @@
-"""GET /v1/models and /v1/models/{id}."""
-from fastapi import APIRouter, Depends
+"""GET /v1/models and /v1/models/{id} (adapter/models: protocol and service)."""
+from fastapi import APIRouter, Request, Response
 
-from adapter.deps import get_registry
-from adapter.model_registry import ModelRegistry
+from adapter.models.service import list_models, retrieve_model
 
 router = APIRouter(prefix="/v1")
 
 
 @router.get("/models")
-async def list_models(registry: ModelRegistry = Depends(get_registry)) -> dict:
-    return {"object": "list", "data": [m.card() for m in await registry.list()]}
+async def models(request: Request) -> Response:
+    return await list_models(request.app.state.registry)
 
 
 @router.get("/models/{model_id:path}")
-async def retrieve_model(model_id: str, registry: ModelRegistry = Depends(get_registry)) -> dict:
-    return (await registry.get(model_id)).card()
+async def model(model_id: str, request: Request) -> Response:
+    return await retrieve_model(model_id, request.app.state.registry)

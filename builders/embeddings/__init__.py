@@ -18,6 +18,7 @@ from builders.progress import console, step
 from builders.target import CPU_TARGET, BuildTarget, add_target_args, target_from_args
 from runtime.embeddings.pooling import PoolingMode, PoolingSpec
 from runtime.embeddings.session import OrtOptions
+from runtime.embeddings.tokenization import MAX_INPUTS
 
 DEMO_MODEL_ID = "all-MiniLM-L6-v2"
 
@@ -70,7 +71,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--pooling", choices=[m.value for m in PoolingMode],
                    help="override the checkpoint's pooling (default: from its sentence-transformers config)")
     p.add_argument("--no-normalize", dest="normalize", action="store_false", help="with --pooling: no L2")
-    p.add_argument("--max-batch-size", type=int, default=2048, help="inputs per merged engine batch")
+    p.add_argument("--max-batch-size", type=int, default=MAX_INPUTS, help="inputs per merged engine batch")
     p.add_argument("--max-queue-delay-us", type=int, default=2000, help="dynamic batcher wait for more requests")
     p.add_argument("--max-batch-tokens", type=int, help="rows x padded length per engine call (default: 1024 on "
                    "cpu, 16384 on cuda)")

@@ -18,6 +18,7 @@ from builders.target import CPU_TARGET, BuildTarget
 from builders.triton_config import load_config, set_parameters, write_model
 from runtime.contract import TASK_PARAMETER, Task
 from runtime.embeddings.params import EncoderParams, TokenizerParams
+from runtime.embeddings.tokenization import MAX_INPUTS
 from runtime.embeddings.session import OrtOptions
 
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -25,14 +26,14 @@ _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 @dataclass(frozen=True)
 class ServingOptions:
-    max_batch_size: int = 2048  # the API's limit of inputs per request must fit one Triton request
+    max_batch_size: int = MAX_INPUTS  # the API's limit of inputs per request must fit one Triton request
     max_queue_delay_us: int = 2000  # how long the batcher waits for more requests to merge
     max_batch_tokens: int = 1024  # see runtime.embeddings.params
     ort: OrtOptions = OrtOptions()
     target: BuildTarget = CPU_TARGET
 
     @classmethod
-    def for_target(cls, target: BuildTarget, max_batch_size: int = 2048, max_queue_delay_us: int = 2000,
+    def for_target(cls, target: BuildTarget, max_batch_size: int = MAX_INPUTS, max_queue_delay_us: int = 2000,
                    max_batch_tokens: int | None = None, ort: OrtOptions = OrtOptions()) -> "ServingOptions":
         """GPU engines take far larger calls than the ~1k tokens that suit a CPU's caches."""
         tokens = max_batch_tokens or (GPU_BATCH_TOKENS if target.on_gpu else 1024)

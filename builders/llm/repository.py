@@ -10,6 +10,7 @@ from builders.progress import BuildError, step
 from builders.target import CPU_TARGET, BuildTarget
 from builders.triton_config import load_config, set_parameters, write_model
 from runtime.contract import TASK_PARAMETER, Task
+from runtime.llm.protocol import GeneratorConfig
 
 TEMPLATE = "llm_generator"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
@@ -34,9 +35,10 @@ def build_model(checkpoint: Path, repo: Path, model_id: str, *, work: Path, max_
     with step(f"llm: write model {model_id}"):
         config = load_config(TEMPLATE)
         config.name = model_id
-        set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value}, max_model_len=context,
-                       vocab_size=cfg["vocab_size"], max_batch_size=max_batch_size, engine="model.onnx",
-                       intra_op_threads=intra_op_threads, kv_cache_dtype=kv_cache_dtype.value)
+        generator = GeneratorConfig(max_model_len=context, vocab_size=cfg["vocab_size"],
+                                    max_batch_size=max_batch_size, engine="model.onnx",
+                                    intra_op_threads=intra_op_threads, kv_cache_dtype=kv_cache_dtype.value)
+        set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value}, **generator.to_parameters())
         target.apply(config)
         version_dir = write_model(repo, config, TEMPLATE)
         for f in onnx_dir.iterdir():

@@ -33,6 +33,7 @@ from builders.llm.repository import TEMPLATE, TOKENIZER_FILES
 from builders.progress import BuildError, console, step
 from builders.triton_config import load_config, set_parameters, write_model
 from runtime.contract import TASK_PARAMETER, Task
+from runtime.llm.protocol import GeneratorConfig
 from runtime.llm.trtllm_manifest import ENGINE_DIR, MANIFEST_FILE, TrtLlmManifest
 from runtime.target import Device, EngineKind, EngineTarget, Precision
 from tritonclient.grpc import model_config_pb2
@@ -133,8 +134,9 @@ def write_entry(checkpoint: Path, repo: Path, name: str, spec: TrtLlmSpec, *, wo
 def entry_config(name: str, spec: TrtLlmSpec, context: int, vocab_size: int) -> model_config_pb2.ModelConfig:
     config = load_config(TEMPLATE)
     config.name = name
-    set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value}, max_model_len=context,
-                   vocab_size=vocab_size, max_batch_size=spec.max_batch_size, engine=ENGINE_DIR,
+    generator = GeneratorConfig(max_model_len=context, vocab_size=vocab_size, max_batch_size=spec.max_batch_size,
+                                engine=ENGINE_DIR)
+    set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value}, **generator.to_parameters(),
                    tensor_parallel_size=spec.tp, pipeline_parallel_size=spec.pp, quantization=spec.quantization,
                    **EngineTarget(Device.CUDA, EngineKind.TENSORRT_LLM, Precision(spec.dtype)).to_parameters())
     # One instance; the library places its tp x pp ranks on the node's GPUs itself.

@@ -14,6 +14,14 @@ import numpy as np
 
 from runtime.errors import ClientError
 
+MAX_INPUTS = 2048  # inputs per request (OpenAI's limit); the encoder's max_batch_size must take them in one call
+
+
+def check_input_count(count: int) -> None:
+    """The one rule on how many inputs a request carries (the adapter applies it before calling Triton too)."""
+    if count > MAX_INPUTS:
+        raise ClientError(f"'input' has {count} items; at most {MAX_INPUTS} inputs per request.", "input")
+
 
 @dataclass(frozen=True)
 class TokenizedBatch:
@@ -91,6 +99,7 @@ def tokenize_request(tokenizer: EmbeddingTokenizer, texts: list[str], token_ids:
     """One request carries texts or token-id lists (the other input is empty)."""
     if len(texts) and len(token_ids):
         raise ClientError("Send either texts or token ids in one request, not both.", "input")
+    check_input_count(len(texts) or len(token_ids))
     if len(texts):
         return tokenizer.encode_texts(texts, truncate)
     if len(token_ids):

@@ -23,6 +23,9 @@ class StreamInterval:
         return cls(float(params.get("stream_interval_ms", default_ms)) / 1e3,
                    int(params.get("stream_max_held_tokens", 0)))
 
+    def to_parameters(self) -> dict[str, str]:
+        return {"stream_interval_ms": f"{self.seconds * 1e3:g}", "stream_max_held_tokens": str(self.max_held_tokens)}
+
 
 @dataclass
 class StreamPace:

@@ -44,10 +44,8 @@ class Generator:
 
     def make_job(self, request_json: str, sink: ResponseSink) -> Job:
         """Parse, template, tokenize and check one request; raises ClientError for the caller's mistakes."""
-        request = GenerationRequest.from_json(request_json, self.config.vocab_size)
-        if request.sampling.n > self.config.max_batch_size:
-            raise ClientError(f"n={request.sampling.n} is more than this model decodes at once "
-                              f"({self.config.max_batch_size})", "n")
+        request = GenerationRequest.from_json(request_json)
+        request.validate(self.config)
         prompt = self.tokenizer.prompt(request, self.config.max_model_len)
         guide = Guide.from_json(request.guide)
         constraints = None

@@ -44,9 +44,8 @@ class Scheduler:
 
     # -- other threads ------------------------------------------------------------------------------------
     def submit(self, job: Job) -> bool:
-        """Queue a job for the next step; True when the loop was idle (the job's prefill starts at once)."""
-        if job.params.n > self.max_batch_size:
-            raise ValueError(f"n={job.params.n} exceeds the batch size {self.max_batch_size}")
+        """Queue a job for the next step; True when the loop was idle (the job's prefill starts at once).
+        Its n fits the batch: GenerationRequest.validate checked it against the model's max_batch_size."""
         with self._lock:
             if self._stopped:  # the loop is gone: the job would never end
                 raise RuntimeError(STOPPED)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from runtime.errors import ClientError
+from runtime.llm.protocol import GenerationRequest, SamplingParams
 
 INPUTS = ("text_input", "stream", "exclude_input_in_output", "sampling_parameters", "return_finish_reason",
           "return_num_input_tokens", "return_num_output_tokens")
@@ -91,7 +92,7 @@ class VllmRequest:
     prompt: str
     stream: bool
     prepend_prompt: bool  # vLLM: exclude_input_in_output=false puts the prompt before the first text
-    sampling: dict[str, Any]
+    sampling: SamplingParams
     outputs: frozenset[str]  # the additional outputs asked for (finish_reason, num_input_tokens, ...)
 
     @classmethod
@@ -110,19 +111,19 @@ class VllmRequest:
         prepend = not stream if exclude is None else not _flag(exclude)
         outputs = frozenset(name[len("return_"):] for name in INPUTS
                             if name.startswith("return_") and _flag(inputs.get(name) or False))
-        sampling = sampling_from_vllm(params)
-        if "num_output_tokens" in outputs and (sampling.get("n") or 1) > 1:
+        sampling = SamplingParams.from_json(sampling_from_vllm(params))
+        if "num_output_tokens" in outputs and sampling.n > 1:
             raise ClientError("return_num_output_tokens is supported with n = 1 only", "return_num_output_tokens")
         return cls(prompt, stream, prepend, sampling, outputs)
 
     @property
     def request_json(self) -> str:
         """Our own contract's request (the `request` input)."""
-        return json.dumps({"prompt": self.prompt, "sampling": self.sampling})
+        return GenerationRequest(self.sampling, prompt=self.prompt).to_json()
 
     @property
     def n(self) -> int:
-        return self.sampling.get("n") or 1
+        return self.sampling.n
 
 
 def _first(*values: Any) -> Any:

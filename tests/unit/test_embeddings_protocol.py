@@ -1,4 +1,4 @@
-"""adapter.embeddings_protocol: input shapes, model checks, wire form to Triton, dimensions, base64."""
+"""adapter.embeddings.protocol: input shapes, model checks, wire form to Triton, dimensions, base64."""
 from __future__ import annotations
 
 import base64
@@ -6,7 +6,7 @@ import base64
 import numpy as np
 import pytest
 
-from adapter.embeddings_protocol import (EmbeddingModelInfo, EmbeddingRequest, check_against_model,
+from adapter.embeddings.protocol import (EmbeddingModelInfo, EmbeddingRequest, check_against_model,
                                          embedding_response, parse_input, shorten, triton_inputs)
 from adapter.errors import OpenAIError
 

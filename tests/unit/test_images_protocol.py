@@ -1,12 +1,12 @@
-"""adapter.images_protocol and the images router's request mapping (no server)."""
+"""adapter.images.protocol: the request, its mapping to the pipeline request and to Triton inputs (no server)."""
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
 from adapter.errors import OpenAIError
-from adapter.images_protocol import ImageGenerationRequest, images_response, parse_size
-from adapter.routers.images import to_generation_request, triton_inputs
+from adapter.images.protocol import (ImageGenerationRequest, images_response, parse_size, to_generation_request,
+                                     triton_inputs)
 from runtime.sdxl.config import ImageModelConfig
 
 CONFIG = ImageModelConfig(sizes=((64, 64), (128, 64)), default_size=(64, 64), default_steps=4, default_guidance=5.0,

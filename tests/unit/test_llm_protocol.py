@@ -1,4 +1,5 @@
-"""Chat/completions wire protocol: sampling dict, prompt fan-out, and every 400 with its `param` (fake Triton)."""
+"""Chat/completions wire protocol: the generator request it becomes (runtime/llm/protocol.py), prompt fan-out, and
+every 400 with its `param` (fake Triton)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,17 @@ import pytest
 from adapter.app import create_app
 from adapter.llm.protocol import ChatCompletionRequest, CompletionRequest
 from tests.unit.fake_llm_triton import MAX_MODEL_LEN, MODEL, VOCAB_SIZE, FakeRegistry, FakeTriton
+
+def sampling(body: ChatCompletionRequest | CompletionRequest) -> dict:
+    """The `sampling` object of the body's (first) generator request, as the generator receives it."""
+    return payloads(body)[0]["sampling"]
+
+
+def payloads(body: ChatCompletionRequest | CompletionRequest) -> list[dict]:
+    requests = ([body.to_generation_request()] if isinstance(body, ChatCompletionRequest)
+                else body.to_generation_requests())
+    return [json.loads(r.to_json()) for r in requests]
+
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
@@ -31,14 +43,14 @@ async def client(fake):
 def test_chat_sampling_defaults_and_aliases():
     body = ChatCompletionRequest(**CHAT, max_completion_tokens=7, stop="END", seed=3, ignore_eos=True,
                                  logprobs=True, top_logprobs=2, logit_bias={"5": -100})
-    sampling = body.to_sampling()
-    assert sampling == {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
-                        "logit_bias": {"5": -100.0}, "seed": 3, "n": 1, "max_tokens": 7, "stop": ["END"],
-                        "ignore_eos": True, "min_tokens": 0, "logprobs": True, "top_logprobs": 2}
-    assert ChatCompletionRequest(**CHAT, max_tokens=4).to_sampling()["max_tokens"] == 4
-    assert ChatCompletionRequest(**CHAT).to_sampling()["max_tokens"] is None  # rest of the context window
-    assert ChatCompletionRequest(**CHAT, temperature=None, top_p=None, n=None).to_sampling()["temperature"] == 1.0
-    assert [ChatCompletionRequest(**CHAT, top_k=k).to_sampling()["top_k"] for k in (-1, 0, 40)] == [0, 0, 40]
+    assert sampling(body) == {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "presence_penalty": 0.0,
+                              "frequency_penalty": 0.0, "logit_bias": {"5": -100.0}, "seed": 3, "n": 1,
+                              "max_tokens": 7, "stop": ["END"], "ignore_eos": True, "min_tokens": 0, "logprobs": True,
+                              "top_logprobs": 2}
+    assert sampling(ChatCompletionRequest(**CHAT, max_tokens=4))["max_tokens"] == 4
+    assert sampling(ChatCompletionRequest(**CHAT))["max_tokens"] is None  # rest of the context window
+    assert sampling(ChatCompletionRequest(**CHAT, temperature=None, top_p=None, n=None))["temperature"] == 1.0
+    assert [sampling(ChatCompletionRequest(**CHAT, top_k=k))["top_k"] for k in (-1, 0, 40)] == [0, 0, 40]
 
 
 def test_chat_content_parts_and_roles_are_flattened():
@@ -47,7 +59,7 @@ def test_chat_content_parts_and_roles_are_flattened():
         {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
         {"role": "assistant", "content": None},
         {"role": "user", "content": "c", "name": "bob"}])
-    assert body.triton_payload()["messages"] == [
+    assert payloads(body)[0]["messages"] == [
         {"role": "system", "content": "be brief"}, {"role": "user", "content": "a\nb"},
         {"role": "assistant", "content": ""}, {"role": "user", "content": "c"}]
 
@@ -59,14 +71,15 @@ def test_chat_content_parts_and_roles_are_flattened():
     ([[1, 2], [3]], [{"prompt_token_ids": [1, 2]}, {"prompt_token_ids": [3]}]),
 ])
 def test_completion_prompt_forms(prompt, expected):
-    assert CompletionRequest(model=MODEL, prompt=prompt).prompts() == expected
+    sent = payloads(CompletionRequest(model=MODEL, prompt=prompt))
+    assert [{k: p[k] for k in ("prompt", "prompt_token_ids") if k in p} for p in sent] == expected
 
 
 def test_completion_logprobs_and_echo_map_to_sampling():
-    payloads = CompletionRequest(model=MODEL, prompt=["a", "b"], logprobs=0, echo=True).triton_payloads()
-    assert [p["echo"] for p in payloads] == [True, True]
-    assert payloads[0]["sampling"]["logprobs"] is True and payloads[0]["sampling"]["top_logprobs"] == 0
-    assert CompletionRequest(**COMPLETION).to_sampling()["logprobs"] is False
+    sent = payloads(CompletionRequest(model=MODEL, prompt=["a", "b"], logprobs=0, echo=True))
+    assert [p["echo"] for p in sent] == [True, True]
+    assert sent[0]["sampling"]["logprobs"] is True and sent[0]["sampling"]["top_logprobs"] == 0
+    assert sampling(CompletionRequest(**COMPLETION))["logprobs"] is False
 
 
 CHAT_400 = [
@@ -141,8 +154,8 @@ async def test_good_edge_values_are_accepted(client):
 def test_min_tokens_and_stream_options_when_streaming():
     body = CompletionRequest(**COMPLETION, stream=True, stream_options={"include_usage": True}, min_tokens=4,
                              max_tokens=4)
-    assert body.include_usage and body.to_sampling()["min_tokens"] == 4
-    assert ChatCompletionRequest(**CHAT, min_tokens=7).to_sampling()["min_tokens"] == 7  # no max: the context's rest
+    assert body.include_usage and sampling(body)["min_tokens"] == 4
+    assert sampling(ChatCompletionRequest(**CHAT, min_tokens=7))["min_tokens"] == 7  # no max: the context's rest
     assert ChatCompletionRequest(**CHAT, stream=False, stream_options=None).include_usage is False
 
 
@@ -169,19 +182,19 @@ async def test_unknown_model_is_404(client):
 def test_tools_and_guides_reach_the_generator():
     tools = [TOOL, {"type": "function", "function": {"name": "now"}}]
     forced = ChatCompletionRequest(**CHAT, tools=tools, tool_choice={"type": "function", "function": {"name": "now"}})
-    payload = forced.triton_payload()
+    payload = payloads(forced)[0]
     assert [t["function"]["name"] for t in payload["tools"]] == ["get_weather", "now"]  # all rendered in the prompt
     assert payload["guide"] == {"type": "tool_calls", "parallel": False, "tools": [{"name": "now", "parameters": None}]}
-    required = ChatCompletionRequest(**CHAT, tools=tools, tool_choice="required").triton_payload()["guide"]
+    required = payloads(ChatCompletionRequest(**CHAT, tools=tools, tool_choice="required"))[0]["guide"]
     assert required["parallel"] and [t["name"] for t in required["tools"]] == ["get_weather", "now"]
-    assert "guide" not in ChatCompletionRequest(**CHAT, tools=tools).triton_payload()  # auto: parsed, not enforced
-    none = ChatCompletionRequest(**CHAT, tools=tools, tool_choice="none").triton_payload()
+    assert "guide" not in payloads(ChatCompletionRequest(**CHAT, tools=tools))[0]  # auto: parsed, not enforced
+    none = payloads(ChatCompletionRequest(**CHAT, tools=tools, tool_choice="none"))[0]
     assert "tools" not in none and "guide" not in none
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema, "strict": True}}
-    assert ChatCompletionRequest(**CHAT, response_format=fmt).triton_payload()["guide"] == {"type": "json_schema",
+    assert payloads(ChatCompletionRequest(**CHAT, response_format=fmt))[0]["guide"] == {"type": "json_schema",
                                                                                             "schema": schema}
-    assert CompletionRequest(**COMPLETION, response_format={"type": "json_object"}).triton_payloads()[0]["guide"] == {
+    assert payloads(CompletionRequest(**COMPLETION, response_format={"type": "json_object"}))[0]["guide"] == {
         "type": "json_object"}
 
 
@@ -191,7 +204,7 @@ def test_history_with_tool_calls_is_flattened_for_the_template():
         {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function",
                                               "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "cold"}]})
-    messages = body.triton_payload()["messages"]
+    messages = payloads(body)[0]["messages"]
     assert messages[1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": {"city": "Oslo"}}
     assert messages[2] == {"role": "tool", "content": "cold", "tool_call_id": "call_1"}
 

@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 from adapter.app import create_app
 from adapter.middleware.auth import is_exempt
 from adapter.model_registry import ServedModel
+from adapter.models.protocol import model_card
 from adapter.settings import Settings
 from runtime.contract import Task
 
@@ -27,6 +28,6 @@ def test_root_exempts_only_itself():
 
 def test_card_keeps_openai_fields_and_adds_task_and_sizes():
     image = ServedModel("sd", Task.IMAGE_GENERATION, 1, parameters={"sizes": "64x64,128x64", "max_steps": "8"})
-    assert image.card() == {"id": "sd", "object": "model", "created": 1, "owned_by": "triton-openai",
+    assert model_card(image) == {"id": "sd", "object": "model", "created": 1, "owned_by": "triton-openai",
                             "task": "image-generation", "sizes": ["64x64", "128x64"]}
-    assert "sizes" not in ServedModel("llm", Task.TEXT_GENERATION, 1).card()
+    assert "sizes" not in model_card(ServedModel("llm", Task.TEXT_GENERATION, 1))

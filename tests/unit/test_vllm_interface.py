@@ -33,13 +33,13 @@ def test_sampling_parameters_map_to_our_sampling():
     params = SamplingParams.from_json(body["sampling"], 100)
     assert (params.temperature, params.max_tokens, params.stop, params.ignore_eos, params.min_tokens, params.seed,
             params.n) == (0.0, 8, ("END",), True, 2, 3, 2)
-    assert request().sampling == {"max_tokens": DEFAULT_MAX_TOKENS}  # vLLM's default, not the context's rest
-    assert request(sampling_parameters='{"max_tokens": null}').sampling == {"max_tokens": None}
+    assert request().sampling == SamplingParams(max_tokens=DEFAULT_MAX_TOKENS)  # vLLM's default, not the context's rest
+    assert request(sampling_parameters='{"max_tokens": null}').sampling == SamplingParams(max_tokens=None)
 
 
 def test_request_parameters_are_read_when_the_tensor_is_absent():
     req = VllmRequest.from_inputs({"text_input": "x"}, json.dumps({"temperature": 0, "stream": True}))
-    assert req.sampling["temperature"] == 0.0 and req.stream and not req.prepend_prompt
+    assert req.sampling.temperature == 0.0 and req.stream and not req.prepend_prompt
 
 
 @pytest.mark.parametrize("inputs, param", [

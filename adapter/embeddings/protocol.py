@@ -15,8 +15,9 @@ from pydantic import Field
 
 from adapter.errors import invalid_request
 from adapter.protocol import OpenAIRequest
+from runtime.embeddings.tokenization import check_input_count
+from runtime.errors import ClientError
 
-MAX_INPUTS = 2048
 _SHAPES = "a string, an array of strings, an array of integers, or an array of arrays of integers"
 
 
@@ -62,8 +63,10 @@ def _is_unicode(text: str) -> bool:
 
 
 def _check_count(items: list) -> None:
-    if len(items) > MAX_INPUTS:
-        raise invalid_request(f"'input' has {len(items)} items; at most {MAX_INPUTS} inputs per request.", "input")
+    try:
+        check_input_count(len(items))
+    except ClientError as exc:
+        raise invalid_request(exc.message, exc.param, exc.code) from exc
 
 
 def parse_input(raw: Any) -> EmbeddingInputs:

@@ -1,0 +1,1 @@
+"""Image generation: wire protocol, one Triton call to the model's pipeline, PNG -> base64."""

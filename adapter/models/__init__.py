@@ -1,0 +1,1 @@
+"""Model listing: the served models (adapter/model_registry.py) as OpenAI model objects."""
