@@ -1,5 +1,6 @@
 """Sampling: greedy, temperature/top_p/top_k with seeds, penalties, logit_bias, logprobs; request checks; the same
-tokens as the earlier sampler (tests/unit/reference_sampler.py) at the same seed on fixed 128,256-wide logits."""
+tokens as the plain full-vocabulary sampler (bench/reference_sampler.py) at the same seed on fixed 128,256-wide
+logits."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,9 +9,9 @@ import torch
 
 from runtime.errors import ClientError
 from runtime.llm.protocol import GenerationRequest, SamplingParams
-from runtime.llm.sampling import Sampler, nucleus, sample_rows
+from bench import reference_sampler
+from runtime.llm.sampling import Sampler, nucleus, sample, sample_rows
 from runtime.llm.tokenizer import check_length
-from tests.unit import reference_sampler
 
 V = 50
 LOGITS = np.linspace(-2.0, 3.0, V).astype(np.float32)  # token 49 is the best, 48 next
@@ -191,5 +192,5 @@ def test_a_row_samples_the_same_alone_or_in_a_mixed_batch(fixed_logits, to):
     batch, alone = [Sampler(p, WIDE) for p in ps], [Sampler(p, WIDE) for p in ps]
     for _ in range(5):
         together = sample_rows(to(fixed_logits[:5].copy()), batch)
-        single = [s.sample(row) for s, row in zip(alone, fixed_logits[:5])]
+        single = [sample(s, row) for s, row in zip(alone, fixed_logits[:5])]
         assert [t.token_id for t in together] == [t.token_id for t in single]

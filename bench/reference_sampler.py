@@ -1,6 +1,6 @@
-"""The sampler as it was before issue 14 (full-vocabulary arrays, a full argsort for top_p, one row at a time), kept
-as the reference for tests and bench/sampling.py. One change: it computes in the dtype of the logits it is given
-(it cast to float32), so that float64 logits give the same algorithm evaluated exactly. In float32 its
+"""The plain sampler (full-vocabulary arrays, a full argsort for top_p, one row at a time): the baseline of
+bench/sampling.py and the oracle the tests hold runtime.llm.sampling to. It computes in the dtype of the logits it
+is given, so that float64 logits give the same algorithm evaluated exactly. In float32 its
 128,256-term running sum drifts by up to ~1e-4, which moves draws on near-flat distributions."""
 from __future__ import annotations
 
