@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 
 from adapter.errors import invalid_request, model_not_found
 from adapter.triton_client import TritonClient
-from runtime.contract import OWNED_BY_PARAMETER, TASK_PARAMETER, Task
-from runtime.triton_shell import model_parameters
+from runtime.contract import OWNED_BY_PARAMETER, TASK_PARAMETER, Task, model_parameters
 
 
 @dataclass(frozen=True)
