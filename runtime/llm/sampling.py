@@ -95,7 +95,7 @@ def draw_tokens(x: np.ndarray, samplers: list[Sampler]) -> np.ndarray:
     t = torch.from_numpy(x)
     temperature = torch.tensor([[s.params.temperature] for s in samplers])  # [rows, 1]
     if (temperature != 1.0).any():
-        t.div_(temperature)  # x / T as the earlier sampler computed it
+        t.div_(temperature)  # x / T, as the reference sampler computes it (same rounding, same draws)
     torch.softmax(t, 1, out=t)
     blocks = block_sums(t)  # [rows, ceil(vocab / BLOCK)]
     tokens, bn = np.empty(len(samplers), np.int64), blocks.numpy()

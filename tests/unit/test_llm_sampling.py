@@ -118,7 +118,7 @@ def test_top_k_keeps_the_k_best_then_top_p(to):
     assert err.value.param == "top_k"
 
 
-# -- the same tokens as the earlier sampler ------------------------------------------------------------------
+# -- the same tokens as the reference sampler ----------------------------------------------------------------
 WIDE = 128256
 CONFIGS = {
     "temperature 1": dict(temperature=1.0),
@@ -163,7 +163,7 @@ def compare(name: str, rows_of_step, exact: bool, to, steps: int = 8) -> None:
 @pytest.mark.parametrize("name", CONFIGS)
 def test_same_tokens_as_the_reference_sampler(name, fixed_logits, to):
     """Same RNG stream, same inverse-CDF pick in id order, same top_p nucleus, on flat to peaked rows: equal to the
-    earlier sampler's algorithm evaluated exactly (its float32 running sum over 128,256 terms drifts by ~1e-4)."""
+    reference sampler's algorithm evaluated exactly (its float32 running sum over 128,256 terms drifts by ~1e-4)."""
     compare(name, lambda step, n: fixed_logits[[(step + i) % len(fixed_logits) for i in range(n)]], True, to)
 
 
