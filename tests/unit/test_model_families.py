@@ -127,3 +127,12 @@ def test_the_grammar_forces_the_family_tool_call_format(fake):
     assert '<tool_call>{\\"name\\": \\"f\\", \\"arguments\\": ' in dumped and "}</tool_call>" in dumped
     llama = json.dumps(tool_call_tag(guide).model_dump(mode="json"))
     assert '{\\"name\\": \\"f\\", \\"parameters\\": ' in llama and "<tool_call>" not in llama
+
+
+def test_a_served_model_knows_its_family(fake):
+    from adapter.model_registry import ServedModel  # noqa: PLC0415
+    from runtime.contract import Task  # noqa: PLC0415
+
+    model = ServedModel("m", Task.TEXT_GENERATION, 0, parameters={families.FAMILY_PARAMETER: "fake-chatml"})
+    assert model.family is fake
+    assert ServedModel("old", Task.TEXT_GENERATION, 0).family is families.DEFAULT_FAMILY
