@@ -4,20 +4,10 @@ is given, so that float64 logits give the same algorithm evaluated exactly. In f
 128,256-term running sum drifts by up to ~1e-4, which moves draws on near-flat distributions."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from runtime.llm.protocol import SamplingParams
-
-BAN = -100.0  # OpenAI: -100 bans the token, +100 makes it (practically) the only choice
-
-
-@dataclass
-class Sampled:
-    token_id: int
-    logprob: float | None = None
-    top: list[tuple[int, float]] | None = None  # (token id, logprob), best first
+from runtime.llm.sampler import BAN, Sampled  # what a draw returns is the same record on both sides
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
