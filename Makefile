@@ -70,12 +70,12 @@ test-gpu-trtllm:
 # GPU nodes only (needs an NVIDIA GPU, CUDA 12, cuDNN 9, TensorRT 10 and onnxruntime-gpu, as in the image):
 # the cuda demo repository, compiled, served and compared with the CPU path; fails without a GPU.
 test-gpu: venv
-	$(PY) -m launcher.gpu_check require && $(MAKE) repo
-	$(PY) -m launcher.gpu_check tests --cpu-repo $(REPO) --gpu-repo $(GPU_REPO)
+	$(PY) -m tests.gpu.check require && $(MAKE) repo
+	$(PY) -m tests.gpu.check tests --cpu-repo $(REPO) --gpu-repo $(GPU_REPO)
 
 gpu-check: venv
-	$(PY) -m launcher.gpu_check require && $(MAKE) repo
-	$(PY) -m launcher.gpu_check all --cpu-repo $(REPO) --gpu-repo $(GPU_REPO)
+	$(PY) -m tests.gpu.check require && $(MAKE) repo
+	$(PY) -m tests.gpu.check all --cpu-repo $(REPO) --gpu-repo $(GPU_REPO)
 
 aiperf: repo  # NVIDIA aiperf (own venv, build/aiperf-venv) against `make serve` (started and stopped here)
 	bench/aiperf.sh

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from adapter.errors import invalid_request, model_not_found
 from adapter.triton_client import TritonClient
-from runtime.contract import OWNED_BY_PARAMETER, TASK_PARAMETER, Task
-from runtime.triton_shell import model_parameters
+from runtime.contract import OWNED_BY_PARAMETER, TASK_PARAMETER, Task, model_parameters
+from runtime.llm.families import family_of_parameters
+from runtime.llm.families.base import ModelFamily
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,11 @@ class ServedModel:
     created: int
     owned_by: str = "triton-openai"
     parameters: dict[str, str] = field(default_factory=dict)  # context window, embedding size, ...
+
+    @property
+    def family(self) -> ModelFamily:
+        """The model family whose tool-call parsers read this model's output (config.pbtxt `model_family`)."""
+        return family_of_parameters(self.parameters)
 
 
 class ModelRegistry:

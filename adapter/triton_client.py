@@ -2,8 +2,8 @@
 
 Streams (the LLM generator's decoupled responses) go over grpclib, gRPC on the adapter's own event loop; the
 unary calls over tritonclient's grpc.aio client. grpc.aio hands every event through gRPC's C-core threads and a
-poller thread to the loop, a thread wake-up or two per response: on an idle 2-core server that was 0.2-1.1 ms of a
-stream's first response, and 1.4-1.9x grpclib's client CPU per stream at 32 streams (docs/notes/issue11.md).
+poller thread to the loop, a thread wake-up or two per response, which a stream's first response waits for and
+which costs client CPU on every token; grpclib runs on the loop itself.
 """
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ _CHANNEL_ARGS = [
     ("grpc.initial_reconnect_backoff_ms", 250),
     ("grpc.min_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 2000),
-    # No retry policy is configured, and a failed call is answered 503 anyway: without the retry filter each call
-    # costs ~0.1 ms less client CPU and latency (measured in docs/notes/issue11.md).
+    # No retry policy is configured, and a failed call is answered 503 anyway: the retry filter would only add
+    # client CPU and latency to every call.
     ("grpc.enable_retries", 0),
 ]
 
@@ -62,7 +62,7 @@ def to_openai_error(exc: InferenceServerException) -> OpenAIError:
     return internal_error(f"Inference failed: {message}")
 
 
-def _stream_error(exc: GRPCError | StreamTerminatedError | OSError) -> OpenAIError:
+def stream_error(exc: GRPCError | StreamTerminatedError | OSError) -> OpenAIError:
     """A failed stream (not an error response inside it): a gRPC status, a lost connection, no connection."""
     if isinstance(exc, GRPCError):
         message, status = exc.message or exc.status.name, exc.status.name
@@ -80,7 +80,7 @@ class _Abandoned(Exception):
     """Handed to a stream's exit when we leave it early: grpclib then resets it, which cancels the request."""
 
 
-def _infer_inputs(inputs: Tensors) -> list[grpcclient.InferInput]:
+def infer_inputs(inputs: Tensors) -> list[grpcclient.InferInput]:
     built = []
     for name, array in inputs.items():
         if array.dtype.kind in "OUS":
@@ -105,6 +105,18 @@ class TritonClient:
         self._client = grpcclient.InferenceServerClient(url, channel_args=_CHANNEL_ARGS)
         self._channel: Channel | None = None  # the streams' connection, made on the loop that uses it
         self._finishing: set[asyncio.Task] = set()  # streams ending after their final response (_let_finish)
+
+    @property
+    def finishing_streams(self) -> int:
+        """Streams past their final response, still ending on their own (_let_finish)."""
+        return len(self._finishing)
+
+    def connection_streams(self) -> tuple[int, int]:
+        """(streams open on the connection, calls the connection saw fail: resets among them), (0, 0) before the
+        first stream. Read by the tests that check streams end cleanly."""
+        if self._channel is None or self._channel._protocol is None:  # grpclib exposes no public counters
+            return 0, 0
+        return len(self._channel._protocol.processor.streams), self._channel._calls_failed
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -134,7 +146,7 @@ class TritonClient:
                     request_id: str = "", timeout_s: float | None = None) -> Tensors:
         requested = [grpcclient.InferRequestedOutput(n) for n in outputs] if outputs else None
         try:
-            result = await self._client.infer(model, _infer_inputs(inputs), outputs=requested, request_id=request_id,
+            result = await self._client.infer(model, infer_inputs(inputs), outputs=requested, request_id=request_id,
                                               client_timeout=timeout_s or self.timeout_s)
         except InferenceServerException as exc:
             raise to_openai_error(exc) from exc
@@ -142,7 +154,7 @@ class TritonClient:
 
     async def stream(self, model: str, inputs: Tensors, request_id: str = "") -> AsyncIterator[Tensors]:
         """Responses of a decoupled model for one request; leaving the loop early cancels it in Triton."""
-        request = _get_inference_request(model_name=model, inputs=_infer_inputs(inputs), model_version="",
+        request = _get_inference_request(model_name=model, inputs=infer_inputs(inputs), model_version="",
                                          request_id=request_id, outputs=None, sequence_id=0, sequence_start=False,
                                          sequence_end=False, priority=0, timeout=None, parameters=None)
         # The empty final response tells us the model is done (not exposed by the aio client's dict API).
@@ -169,7 +181,7 @@ class TritonClient:
             else:  # the stream ended without a final response: its status says why (an error raises)
                 await call.recv_trailing_metadata()
         except (GRPCError, StreamTerminatedError, OSError) as exc:
-            raise _stream_error(exc) from exc
+            raise stream_error(exc) from exc
         finally:
             if ended:
                 self._let_finish(call)

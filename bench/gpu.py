@@ -9,7 +9,7 @@
   e5    e5-large-shaped encoder (BERT-large: 24 layers, hidden 1024), compiled to TensorRT fp16 with pooling in
         the graph: tokens/s at full 512-token rows.
 
-  python -m bench.gpu            (make gpu-check runs it after the GPU tests)   Refuses without a GPU.
+  python -m bench.gpu            (make gpu-check runs it after the GPU tests, through tests/gpu/check.py)   Refuses without a GPU.
 """
 from __future__ import annotations
 
@@ -139,6 +139,28 @@ def sdxl(work: Path, runs: int = 3) -> list[Row]:
     return [(f"{label} {sizes}, 30 steps", f"{ms:,.0f} ms/image", True)]
 
 
+def require_gpu() -> None:
+    """Exit with a message where this node has no usable GPU (the GPU checks and benches refuse to run)."""
+    from runtime.gpu_probe import GpuUnavailable, check_gpu_provider  # noqa: PLC0415
+    from runtime.providers import TENSORRT  # noqa: PLC0415
+
+    try:
+        check_gpu_provider(TENSORRT)
+    except GpuUnavailable as exc:
+        sys.exit(f"GPU check FAILED: no usable NVIDIA GPU with CUDA 12 / TensorRT 10 here: {exc}")
+
+
+def print_table(rows: list[Row]) -> None:
+    """The GPU checks' and benches' report: one row per check, its result and whether it passed."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table("check", "result", "pass")
+    for name, result, ok in rows:
+        table.add_row(name, result, "yes" if ok else "[red]NO[/]")
+    Console().print(table)
+
+
 def run_benches(work: Path) -> list[Row]:
     import shutil  # noqa: PLC0415
 
@@ -151,8 +173,6 @@ def run_benches(work: Path) -> list[Row]:
 
 
 if __name__ == "__main__":
-    from launcher.gpu_check import print_table, require_gpu  # noqa: PLC0415
-
     require_gpu()
     table = run_benches(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("build/gpu_bench"))
     print_table(table)

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runtime.llm.tokenizer import LlamaTokenizer  # noqa: E402
+from runtime.llm.tokenizer import ChatTokenizer  # noqa: E402
 
 SCHEMA = {"type": "object", "properties": {
     "name": {"type": "string", "maxLength": 40},
@@ -64,7 +64,7 @@ def walk(fill, apply, advance, doc: list[int], batch: int) -> list[float]:
     return out
 
 
-def bench_xgrammar(tok: LlamaTokenizer, doc: list[int], batch: int, reps: int) -> list[dict]:
+def bench_xgrammar(tok: ChatTokenizer, doc: list[int], batch: int, reps: int) -> list[dict]:
     import xgrammar as xgr
 
     table = [b"" if i in tok.special_ids and i not in tok.stop_ids else t for i, t in enumerate(tok.token_bytes)]
@@ -85,7 +85,7 @@ def bench_xgrammar(tok: LlamaTokenizer, doc: list[int], batch: int, reps: int) -
     return out
 
 
-def bench_llguidance(tok: LlamaTokenizer, doc: list[int], batch: int, reps: int) -> list[dict]:
+def bench_llguidance(tok: ChatTokenizer, doc: list[int], batch: int, reps: int) -> list[dict]:
     import llguidance as llg
     import llguidance.hf
     import llguidance.numpy as lnp
@@ -117,7 +117,7 @@ def main() -> int:
                         default=ROOT / "build" / "model_repository" / "tiny-llama-3" / "1" / "tokenizer")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
-    tok = LlamaTokenizer(args.tokenizer)
+    tok = ChatTokenizer(args.tokenizer)
     doc = tok.hf.encode(json.dumps(DOCUMENT), add_special_tokens=False) + [min(tok.stop_ids)]
     print(f"vocabulary {len(tok.token_bytes)} tokens, document {len(doc)} tokens", flush=True)
     print("| engine | compile ms | median us/token | p90 us/token | mean us/token |\n|---|---|---|---|---|")

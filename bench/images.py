@@ -80,7 +80,7 @@ def triton_direct(grpc_url: str, model: str, size: str, steps: int, guidance: fl
     import tritonclient.grpc as grpcclient  # noqa: PLC0415
 
     from adapter.images.protocol import triton_inputs  # noqa: PLC0415
-    from adapter.triton_client import _infer_inputs  # noqa: PLC0415
+    from adapter.triton_client import infer_inputs  # noqa: PLC0415
     from runtime.sdxl.config import GenerationRequest  # noqa: PLC0415
 
     local = threading.local()  # one client (channel) per thread, like one HTTP connection per thread
@@ -91,7 +91,7 @@ def triton_direct(grpc_url: str, model: str, size: str, steps: int, guidance: fl
             local.client = grpcclient.InferenceServerClient(grpc_url)
         req = GenerationRequest(prompt=f"a red fox {i}", n=1, width=width, height=height, steps=steps,
                                 guidance=guidance, seed=i)
-        result = local.client.infer(model, _infer_inputs(triton_inputs(req)))
+        result = local.client.infer(model, infer_inputs(triton_inputs(req)))
         assert result.as_numpy("IMAGES").size == 1
 
     return call

@@ -1,4 +1,4 @@
-"""Sampling microbenchmark: the earlier one-row-at-a-time sampler (tests/unit/reference_sampler.py) vs the batched
+"""Sampling microbenchmark: the plain one-row-at-a-time sampler (bench/reference_sampler.py) vs the batched
 one (runtime.llm.sampling.sample_rows), 32 rows per decode step, interleaved in one process.
 
   .venv/bin/python bench/sampling.py [--rows 32] [--steps 30] [--repeats 5] [--spread 6] [--out bench/results/sampling.md]
@@ -22,9 +22,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
+from bench import reference_sampler  # noqa: E402
 from runtime.llm.protocol import SamplingParams  # noqa: E402
 from runtime.llm.sampling import Sampler, sample_rows  # noqa: E402
-from tests.unit import reference_sampler  # noqa: E402
 
 VOCABS = (2012, 128256)
 KINDS = {

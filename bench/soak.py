@@ -2,7 +2,7 @@
 
   HF_HUB_OFFLINE=1 .venv/bin/python bench/soak.py [--minutes 30] [--repo build/model_repository] [--out FILE]
 
-Traffic: every shape of tests/integration/mixed_load.py (all routes, streaming and not, cut and abandoned
+Traffic: every shape of bench/mixed_load.py (all routes, streaming and not, cut and abandoned
 requests, model-refused ones, Triton's HTTP generate and gRPC streams), `--concurrency` at once, in rounds until
 time is up. Half way, tritonserver gets SIGKILL; the launcher restarts it. Reported: requests and errors (those
 while Triton is down and until it is ready again count apart, as "during the kill"), the stack's memory (every
@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
+from bench import mixed_load  # noqa: E402
 from launcher.process import free_port, http_ok  # noqa: E402
-from tests.integration import mixed_load  # noqa: E402
 
 
 def _children(pid: int) -> list[int]:

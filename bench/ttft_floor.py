@@ -14,7 +14,7 @@ generator's contract answered at once, no tokenizer, no engine). Per request, in
 The HTTP kinds share one keep-alive connection pool (bench/llm.py's HttpClient), as an OpenAI SDK client does.
 Every request follows another kind's request: this is the time to first token after the stack idled (bench/llm.py
 measures closed loops, 8 requests per side in a row at c=1).
-The goal of issue 11 is served - in-proc <= 5 ms (p50). served - in-proc - floor is what the real model costs the
+The target is served - in-proc <= 5 ms (p50). served - in-proc - floor is what the real model costs the
 served path beyond its own work and the floor (thread hand-offs in the stub, contention on the cores).
 """
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Build a whole repository from a folder of checkpoints (the container's entry point), one family each.
 
 Each sub-folder is one Hugging Face checkpoint; its name becomes the public model id. The family comes from
-the checkpoint's own files: a diffusers SDXL pipeline (model_index.json), a Llama causal LM, or an encoder.
+the checkpoint's own files: a diffusers SDXL pipeline (model_index.json), a causal LM of a model family the runtime
+serves (runtime/llm/families), or an encoder.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from builders.progress import BuildError, step
 from builders.target import CPU_TARGET, BuildTarget
+from runtime.llm.families import family_for_checkpoint
 
 
 def detect_family(checkpoint: Path) -> str:
@@ -19,7 +21,7 @@ def detect_family(checkpoint: Path) -> str:
     if not config_path.exists():
         raise BuildError(f"{checkpoint}: neither model_index.json (diffusers) nor config.json (transformers)")
     config = json.loads(config_path.read_text())
-    if config.get("model_type") == "llama":
+    if family_for_checkpoint(config) is not None:
         return "llm"
     return "embeddings"  # the embeddings builder names the encoder types it supports when this is wrong
 

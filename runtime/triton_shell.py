@@ -4,7 +4,6 @@ pb_utils is passed in (it exists only inside the stub), so this module imports a
 """
 from __future__ import annotations
 
-import json
 import traceback
 from typing import Any
 
@@ -39,13 +38,3 @@ def input_scalar(pb_utils: Any, request: Any, name: str, default: Any = None) ->
         return default
     value = arr.reshape(-1)[0]
     return value.decode("utf-8") if isinstance(value, bytes) else value.item()
-
-
-def input_json(pb_utils: Any, request: Any, name: str, default: Any = None) -> Any:
-    text = input_scalar(pb_utils, request, name)
-    return default if text in (None, "") else json.loads(text)
-
-
-def model_parameters(model_config: dict) -> dict[str, str]:
-    """config.pbtxt `parameters` as a plain dict (Triton gives {key: {"string_value": v}})."""
-    return {k: v["string_value"] for k, v in model_config.get("parameters", {}).items()}

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from builders.progress import BuildError
+from runtime.llm.families.llama3 import BOS
 
 PACKAGE, VERSION = "llama3-tokenizer-js", "1.2.0"
 SOURCE_ENV, CACHE_ENV = "LLAMA3_TOKENIZER_JS", "LLAMA3_TOKENIZER_CACHE"
@@ -36,8 +37,6 @@ SPECIAL_TOKENS = [
     "<|finetune_right_pad_id|>", "<|reserved_special_token_2|>", "<|start_header_id|>", "<|end_header_id|>",
     "<|eom_id|>", "<|eot_id|>", "<|python_tag|>",
 ] + [f"<|reserved_special_token_{i}|>" for i in range(3, 248)]
-BOS, END_OF_TEXT, EOM, EOT, PYTHON_TAG = ("<|begin_of_text|>", "<|end_of_text|>", "<|eom_id|>", "<|eot_id|>",
-                                          "<|python_tag|>")
 
 # Llama-3's pre-tokenizer split (tiktoken cl100k-style pattern).
 SPLIT_PATTERN = (

@@ -10,6 +10,8 @@ from builders.progress import BuildError, step
 from builders.target import CPU_TARGET, BuildTarget
 from builders.triton_config import load_config, set_parameters, write_model
 from runtime.contract import TASK_PARAMETER, Task
+from runtime.llm.families import FAMILY_PARAMETER, family_for_checkpoint
+from runtime.llm.families.base import ModelFamily
 from runtime.llm.protocol import GeneratorConfig
 
 TEMPLATE = "llm_generator"
@@ -25,6 +27,7 @@ def build_model(checkpoint: Path, repo: Path, model_id: str, *, work: Path, max_
     if not (checkpoint / "tokenizer.json").exists():
         raise BuildError(f"{checkpoint}: no tokenizer.json (a fast tokenizer is required)")
     cfg = check_checkpoint(checkpoint)
+    family = chat_family(checkpoint, cfg)
     onnx_dir = Path(work) / "onnx"
     shutil.rmtree(onnx_dir, ignore_errors=True)
     with step(f"llm: {checkpoint.name} -> {target.precision.value} decoder graph (onnxruntime-genai), "
@@ -38,7 +41,8 @@ def build_model(checkpoint: Path, repo: Path, model_id: str, *, work: Path, max_
         generator = GeneratorConfig(max_model_len=context, vocab_size=cfg["vocab_size"],
                                     max_batch_size=max_batch_size, engine="model.onnx",
                                     intra_op_threads=intra_op_threads, kv_cache_dtype=kv_cache_dtype.value)
-        set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value}, **generator.to_parameters())
+        set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value, FAMILY_PARAMETER: family.name},
+                       **generator.to_parameters())
         target.apply(config)
         version_dir = write_model(repo, config, TEMPLATE)
         for f in onnx_dir.iterdir():
@@ -49,3 +53,12 @@ def build_model(checkpoint: Path, repo: Path, model_id: str, *, work: Path, max_
             if (checkpoint / name).exists():
                 shutil.copy2(checkpoint / name, tok_dir / name)
     return version_dir
+
+
+def chat_family(checkpoint: Path, cfg: dict) -> ModelFamily:
+    """The model family whose chat format the checkpoint speaks (its config.json `model_type`)."""
+    family = family_for_checkpoint(cfg)
+    if family is None:
+        raise BuildError(f"{checkpoint}: no model family serves model_type {cfg.get('model_type')!r} "
+                         f"(runtime/llm/families)")
+    return family

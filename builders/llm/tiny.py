@@ -7,11 +7,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from builders.llm.chat_template import LLAMA_3_1_CHAT_TEMPLATE as CHAT_TEMPLATE
-from builders.llm.llama3_tokenizer import BOS, END_OF_TEXT, EOM, EOT, llama3_tokenizer
+from builders.llm.llama3_tokenizer import llama3_tokenizer
+from runtime.llm.families.llama3 import FAMILY
 
-# Llama-3.1 Instruct's generation_config: a turn ends with <|eot_id|>, a tool call with <|eom_id|>.
-STOP_TOKENS = (END_OF_TEXT, EOM, EOT)
 LOGIT_SPREAD = 3.0
 
 
@@ -31,7 +29,8 @@ def save_tokenizer(tok, out: Path) -> None:
     """Save loadable by transformers 4.x and 5 (PreTrainedTokenizerFast, template inside tokenizer_config)."""
     from transformers import PreTrainedTokenizerFast  # noqa: PLC0415
 
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOT, chat_template=CHAT_TEMPLATE,
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=FAMILY.bos_token, eos_token=FAMILY.eos_token,
+                                   chat_template=FAMILY.chat_template,
                                    model_max_length=10**6, clean_up_tokenization_spaces=False)
     try:
         fast.save_pretrained(out, save_jinja_files=False)
@@ -40,7 +39,7 @@ def save_tokenizer(tok, out: Path) -> None:
     cfg_path = out / "tokenizer_config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
-    cfg.setdefault("chat_template", CHAT_TEMPLATE)
+    cfg.setdefault("chat_template", FAMILY.chat_template)
     cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
     (out / "chat_template.jinja").unlink(missing_ok=True)
 
@@ -54,8 +53,9 @@ def make_tiny_llama(out: Path, spec: TinySpec = TinySpec(), tokenizer_package: P
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tok = llama3_tokenizer(tokenizer_package)
-    bos = tok.token_to_id(BOS)
-    stops = [tok.token_to_id(t) for t in STOP_TOKENS]
+    bos = tok.token_to_id(FAMILY.bos_token)
+    # Llama-3.1 Instruct's generation_config: every stop token of the family ends generation.
+    stops = [tok.token_to_id(t) for t in FAMILY.stop_tokens]
     config = LlamaConfig(
         vocab_size=tok.get_vocab_size(), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
         num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,

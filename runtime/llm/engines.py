@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
+from runtime.llm.grammar import GrammarEngine
 from runtime.llm.protocol import GeneratorConfig
 from runtime.llm.sequence import Job, Vocab
 from runtime.llm.session import EngineSession
-from runtime.llm.tokenizer import LlamaTokenizer
+from runtime.llm.slot_table import PrefixStats
+from runtime.llm.tokenizer import ChatTokenizer
 from runtime.target import EngineKind, EngineTarget
 
 # engine_kind -> "module:function(model_dir, config, tokenizer, session, target, device_id) -> JobEngine";
@@ -24,6 +26,9 @@ ENGINES: dict[EngineKind, str] = {EngineKind.TENSORRT_LLM: "runtime.llm.trtllm_e
 
 class JobEngine(Protocol):
     vocab: Vocab
+    # Capabilities, declared by each engine class: structured outputs run only where the engine masks logits
+    # with our grammar before sampling; prefix-cache counters exist only where our slot table keeps them.
+    supports_grammar: ClassVar[bool]
 
     def start(self) -> None: ...
 
@@ -31,14 +36,19 @@ class JobEngine(Protocol):
 
     def submit(self, job: Job) -> None: ...
 
+    def use_grammar(self, grammar: GrammarEngine) -> None:
+        """Mask constrained rows with this grammar (called only when supports_grammar)."""
 
-def make_vocab(tokenizer: LlamaTokenizer, vocab_size: int) -> Vocab:
+    def prefix_cache_stats(self) -> PrefixStats | None: ...
+
+
+def make_vocab(tokenizer: ChatTokenizer, vocab_size: int) -> Vocab:
     """The model may have more logit rows than the tokenizer has tokens (padding rows): they decode to nothing."""
     table = tokenizer.token_bytes + [b""] * max(0, vocab_size - len(tokenizer.token_bytes))
     return Vocab(table, tokenizer.special_ids, tokenizer.stop_ids)
 
 
-def build_engine(model_dir: Path, config: GeneratorConfig, tokenizer: LlamaTokenizer,
+def build_engine(model_dir: Path, config: GeneratorConfig, tokenizer: ChatTokenizer,
                  session: EngineSession | None = None, target: EngineTarget = EngineTarget(),
                  device_id: int = 0) -> JobEngine:
     module, _, function = ENGINES.get(target.engine, ORT_ENGINE).partition(":")
@@ -57,7 +67,7 @@ def engine_session(path: Path, config: GeneratorConfig, target: EngineTarget, de
     return CudaSlotSession(path, config.max_batch_size, config.max_model_len, target, device_id)
 
 
-def onnxruntime_engine(model_dir: Path, config: GeneratorConfig, tokenizer: LlamaTokenizer,
+def onnxruntime_engine(model_dir: Path, config: GeneratorConfig, tokenizer: ChatTokenizer,
                        session: EngineSession | None = None, target: EngineTarget = EngineTarget(),
                        device_id: int = 0) -> JobEngine:
     """Our continuous-batching scheduler over an ONNX Runtime session (or the session a caller passes)."""

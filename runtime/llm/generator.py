@@ -6,37 +6,38 @@ from pathlib import Path
 
 from runtime.errors import ClientError
 from runtime.llm.engines import build_engine
+from runtime.llm.families import DEFAULT_FAMILY
+from runtime.llm.families.base import ModelFamily
 from runtime.llm.grammar import GrammarEngine, Guide
 from runtime.llm.protocol import GenerationRequest, GeneratorConfig
 from runtime.llm.sequence import Job, ResponseSink
 from runtime.llm.session import EngineSession
 from runtime.llm.slot_table import PrefixStats
-from runtime.llm.tokenizer import LlamaTokenizer
+from runtime.llm.tokenizer import ChatTokenizer
 from runtime.target import EngineTarget
 
 
 class Generator:
     def __init__(self, model_dir: str | Path, config: GeneratorConfig, session: EngineSession | None = None,
-                 target: EngineTarget = EngineTarget(), device_id: int = 0):
+                 target: EngineTarget = EngineTarget(), device_id: int = 0, family: ModelFamily = DEFAULT_FAMILY):
         self.config = config
-        self.tokenizer = LlamaTokenizer(Path(model_dir) / "tokenizer")
+        self.tokenizer = ChatTokenizer(Path(model_dir) / "tokenizer", family)
         # Our Scheduler over an ORT session, or TensorRT-LLM's own in-flight batcher: both take Jobs.
         self.scheduler = build_engine(Path(model_dir), config, self.tokenizer, session, target, device_id)
         self.vocab = self.scheduler.vocab
-        # Structured outputs: our scheduler masks constrained rows before sampling; an engine without a
-        # `grammar` slot (TensorRT-LLM) refuses guided requests in make_job.
+        # Structured outputs where the engine can mask logits; make_job refuses guided requests elsewhere.
         self.grammar = None
-        if hasattr(self.scheduler, "grammar"):
-            self.grammar = GrammarEngine(self.vocab.token_bytes, self.vocab.special_ids, self.vocab.stop_ids)
-            self.scheduler.grammar = self.grammar
+        if self.scheduler.supports_grammar:
+            self.grammar = GrammarEngine(self.vocab.token_bytes, self.vocab.special_ids, self.vocab.stop_ids,
+                                         tool_calls=family.tool_calls)
+            self.scheduler.use_grammar(self.grammar)
 
     def start(self) -> None:
         self.scheduler.start()
 
     def prefix_cache_stats(self) -> PrefixStats | None:
         """Prefix reuse counters of our scheduler (None for an engine that keeps its own, e.g. TensorRT-LLM)."""
-        table = getattr(self.scheduler, "slots", None)
-        return table.stats if table is not None else None
+        return self.scheduler.prefix_cache_stats()
 
     def stop(self, timeout: float = 10.0) -> None:
         """End every generation (its client gets an error) and the loop; safe to call again."""

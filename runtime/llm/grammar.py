@@ -1,14 +1,14 @@
 """Constrained decoding: a request's guide (JSON object, JSON schema, tool calls) compiled by xgrammar into a
 token-level grammar; the scheduler masks the logits of every constrained row of a batch before sampling.
 
-Why xgrammar (bench/grammar_engines.py, bench/results/llm.md): at Llama-3's 128,256-token vocabulary its
-per-token mask cost a lower median than llguidance's at one row and at eight, and a much lower tail at one row
-(llguidance spiked to milliseconds at structural positions); it builds from our raw token-byte table.
-Compilation (0.1-0.3 s for a typical schema, seconds for large minItems) happens once per distinct guide (an
-LRU keyed by the guide's canonical JSON), in the request's thread, never in the decode loop.
+Why xgrammar: at a 128k-token vocabulary its per-token mask costs less than llguidance's, with a flat tail at
+structural positions (bench/grammar_engines.py compares them), and it builds from our raw token-byte table.
+Compilation is slow next to a decode step, so it happens once per distinct guide (an LRU keyed by the guide's
+canonical JSON), in the request's thread, never in the decode loop.
 
-Outputs use the separators real Llama models write (", " and ": "), no free whitespace: a random-weights model
-cannot stall a document on whitespace, and a real one stays on its own style.
+Outputs use the separators real models write (", " and ": "), no free whitespace: a random-weights model
+cannot stall a document on whitespace, and a real one stays on its own style. Tool calls take the shape of the
+model family's ToolCallFormat (runtime/llm/families).
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtime.errors import ClientError
+from runtime.llm.families import DEFAULT_FAMILY
+from runtime.llm.families.base import ToolCallFormat
 
-TOOL_SEPARATOR = "; "  # between parallel calls, as Llama-3's JSON tool calling (and vLLM's parser) expect
-_CALL_PREFIX = '{"name": "%s", "parameters": '
 _CONTROL = re.compile(rb"[\x00-\x1f]")
 NO_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}  # a function without parameters
 
@@ -93,8 +93,9 @@ class GrammarEngine:
     """xgrammar over the model's token table: compiles guides (cached) and masks batches of logits."""
 
     def __init__(self, token_bytes: Sequence[bytes], special_ids: frozenset[int], stop_ids: frozenset[int],
-                 cache_size: int = 256):
+                 cache_size: int = 256, tool_calls: ToolCallFormat = DEFAULT_FAMILY.tool_calls):
         self._token_bytes, self._special, self._stop = token_bytes, special_ids, stop_ids
+        self._tool_calls = tool_calls
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -133,7 +134,7 @@ class GrammarEngine:
                 return compiler.compile_json_schema(_canonical(guide.schema), any_whitespace=False)
             for name, params in guide.tools:
                 check_schema(json.loads(params), f"tools[{name}].function.parameters", guide.param)
-            return compiler.compile_structural_tag(tool_call_tag(guide))
+            return compiler.compile_structural_tag(tool_call_tag(guide, self._tool_calls))
         except ClientError:
             raise
         except Exception as exc:  # xgrammar: RuntimeError/ValueError/InvalidJSONError naming the unsupported part
@@ -192,14 +193,14 @@ def _(logits: np.ndarray, bitmask: np.ndarray, rows: list[int], vocab: int) -> N
     logits[rows, :vocab] = sub
 
 
-def tool_call_tag(guide: Guide) -> Any:
-    """Llama-3 JSON tool calls and nothing else: `{"name": "f", "parameters": {...}}`, several joined by "; "
-    when parallel calls are allowed (one allowed function = a named tool_choice)."""
+def tool_call_tag(guide: Guide, fmt: ToolCallFormat = DEFAULT_FAMILY.tool_calls) -> Any:
+    """Tool calls in the family's format and nothing else (Llama-3: `{"name": "f", "parameters": {...}}`), several
+    joined by its separator when parallel calls are allowed (one allowed function = a named tool_choice)."""
     st = _xgrammar().structural_tag
-    tags = [st.TagFormat(begin=_CALL_PREFIX % name,
+    tags = [st.TagFormat(begin=fmt.call_begin(name),
                          content=st.JSONSchemaFormat(json_schema=json.loads(params), max_whitespace_cnt=1),
-                         end="}") for name, params in guide.tools]
-    calls = st.TagsWithSeparatorFormat(tags=tags, separator=TOOL_SEPARATOR, at_least_one=True,
+                         end=fmt.end) for name, params in guide.tools]
+    calls = st.TagsWithSeparatorFormat(tags=tags, separator=fmt.separator, at_least_one=True,
                                        stop_after_first=not guide.parallel)
     return st.StructuralTag(format=calls)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.llm.sampling import Sampler
+from runtime.llm.sampler import Sampler
 
 
 class MinTokensSampler:
@@ -42,9 +42,6 @@ class MinTokensSampler:
     def observe(self, token: int) -> None:
         self.remaining -= 1
         self.inner.observe(token)
-
-    def sample(self, logits: np.ndarray) -> Any:
-        return Sampler.sample(self, logits)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:  # params, seen, rng, ... of the wrapped sampler
         return getattr(self.inner, name)

@@ -7,76 +7,42 @@ Nothing here walks the vocabulary more than it must (Llama-3 has 128,256 tokens)
   - temperature sampling inverts the CDF through per-block sums, then inside one block of 128 ids;
   - top_p, top_k and top_logprobs sort only a candidate set (the ids above a threshold), lowered only when the
     candidates hold less than the nucleus or fewer than k ids.
-Same tokens as the earlier one-row-at-a-time sampler at the same seed (tests/unit/reference_sampler.py): same
-RNG stream per (seed, choice), same inverse-CDF pick in id order, same top_p nucleus; the sums are formed in
-another order, so a pick can differ only where the draw lands within float rounding of a token's boundary.
+Same tokens as the plain full-vocabulary sampler (bench/reference_sampler.py, the tests' oracle) at the same
+seed: same RNG stream per (seed, choice), same inverse-CDF pick in id order, same top_p nucleus; the sums are
+formed in another order, so a pick can differ only where the draw lands within float rounding of a token's
+boundary.
 
 `sample_rows(logits, samplers)` dispatches on the array type: numpy here, a torch tensor on its device in
-runtime.llm.sampling_torch (registered when that module is imported).
+runtime.llm.sampling_torch.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from runtime.llm.protocol import SamplingParams
+from runtime.llm import sampling_torch
+from runtime.llm.sampler import Sampled, Sampler
 
-BAN = -100.0  # OpenAI: -100 bans the token, +100 makes it (practically) the only choice
+__all__ = ["Sampled", "Sampler", "sample", "sample_rows"]
+
 BLOCK = 128  # ids per block of the inverse-CDF walk
 FIRST_CUT = 1e-3  # first candidate threshold, relative to the heaviest block; each retry cuts 1e3x lower
 TOP_LOGPROB_NATS = 8.0  # first candidate window for top_logprobs, below the best logit; doubled on retry
 
 
-@dataclass
-class Sampled:
-    token_id: int
-    logprob: float | None = None
-    top: list[tuple[int, float]] | None = None  # (token id, logprob), best first
-
-
-class Sampler:
-    """One choice's sampling state: parameters, its own RNG, the tokens it has produced (for penalties)."""
-
-    def __init__(self, params: SamplingParams, vocab_size: int, choice_index: int = 0):
-        self.params = params
-        self.vocab_size = vocab_size
-        seed = params.seed
-        # Same seed + same request -> same output: the stream depends only on (seed, choice index).
-        self.rng = np.random.default_rng(None if seed is None else [seed & 0xFFFFFFFFFFFFFFFF, choice_index])
-        self.seen: dict[int, int] | None = {} if (params.presence_penalty or params.frequency_penalty) else None
-        self.bias_ids = self.bias_values = None
-        if params.logit_bias:
-            self.bias_ids = np.fromiter(params.logit_bias, np.int64, len(params.logit_bias))
-            self.bias_values = np.array([-np.inf if v <= BAN else v for v in params.logit_bias.values()], np.float32)
-
-    def adjust(self, row: np.ndarray) -> None:
-        """Penalties, then bias, in place on one row of logits, through the touched ids only."""
-        if self.seen:
-            ids = np.fromiter(self.seen, np.int64, len(self.seen))
-            counts = np.fromiter(self.seen.values(), np.int64, len(self.seen))
-            p = self.params  # float64 arithmetic cast back to float32, as `logits -= counts * f + ...` did
-            row[ids] = row[ids] - (counts * p.frequency_penalty + (counts > 0) * p.presence_penalty)
-        if self.bias_ids is not None:
-            row[self.bias_ids] += self.bias_values
-
-    def observe(self, token: int) -> None:
-        if self.seen is not None:
-            self.seen[token] = self.seen.get(token, 0) + 1
-
-    def sample(self, logits: np.ndarray) -> Sampled:
-        """One row (left untouched)."""
-        return sample_rows(np.array(logits, np.float32, ndmin=2), [self])[0]
+def sample(sampler: Sampler, logits: np.ndarray) -> Sampled:
+    """One row (left untouched)."""
+    return sample_rows(np.array(logits, np.float32, ndmin=2), [sampler])[0]
 
 
 @functools.singledispatch
 def sample_rows(logits, samplers: list[Sampler]) -> list[Sampled]:
-    if type(logits).__module__.startswith("torch"):  # device logits: the torch path registers itself on import
-        import runtime.llm.sampling_torch  # noqa: F401, PLC0415
-        return sample_rows(logits, samplers)
     raise TypeError(f"no sampler for logits of type {type(logits).__name__}")
+
+
+sample_rows.register(torch.Tensor, sampling_torch.sample_rows)  # device logits stay on their device
 
 
 @sample_rows.register
@@ -117,7 +83,7 @@ def draw_tokens(x: np.ndarray, samplers: list[Sampler]) -> np.ndarray:
     t = torch.from_numpy(x)
     temperature = torch.tensor([[s.params.temperature] for s in samplers])  # [rows, 1]
     if (temperature != 1.0).any():
-        t.div_(temperature)  # x / T as the earlier sampler computed it
+        t.div_(temperature)  # x / T, as the reference sampler computes it (same rounding, same draws)
     torch.softmax(t, 1, out=t)
     blocks = block_sums(t)  # [rows, ceil(vocab / BLOCK)]
     tokens, bn = np.empty(len(samplers), np.int64), blocks.numpy()

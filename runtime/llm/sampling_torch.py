@@ -1,7 +1,7 @@
 """Sampling on the device, for engines whose logits are torch tensors (the GPU path): the logits never leave the
 device; only the token ids, and the logprobs a request asked for, come back.
 
-Importing this module registers torch tensors with runtime.llm.sampling.sample_rows. It keeps the CPU path's
+runtime.llm.sampling.sample_rows dispatches torch tensors here. It keeps the CPU path's
 Sampler objects (parameters, each choice's RNG stream, seen tokens) and its semantics: penalties then logit_bias
 on the touched ids, one uniform draw per row from the sampler's RNG (sent to the device: rows x 8 bytes), inverse
 CDF in id order at the row's temperature, the top_k best then the smallest top_p nucleus (best first, ties by id),
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import torch
 
-from runtime.llm.sampling import Sampled, Sampler, sample_rows
+from runtime.llm.sampler import Sampled, Sampler
 
 
-@sample_rows.register
-def _(logits: torch.Tensor, samplers: list[Sampler]) -> list[Sampled]:
+def sample_rows(logits: torch.Tensor, samplers: list[Sampler]) -> list[Sampled]:
     """logits [rows, vocab] on any device, row i for samplers[i]; adjusted in place when already float32."""
     x = logits.float()
     adjust(x, samplers)

@@ -19,13 +19,15 @@ from runtime.llm.grammar import GrammarEngine
 from runtime.llm.sampling import Sampled, sample_rows
 from runtime.llm.sequence import Choice, Job, Vocab
 from runtime.llm.session import EngineSession
-from runtime.llm.slot_table import SlotTable
+from runtime.llm.slot_table import PrefixStats, SlotTable
 
 log = logging.getLogger(__name__)
 STOPPED = "generator stopped: the server is shutting down"
 
 
 class Scheduler:
+    supports_grammar = True  # masks constrained rows before sampling (JobEngine capability)
+
     def __init__(self, session: EngineSession, vocab: Vocab, max_batch_size: int,
                  max_prefill_tokens: int = 8192, cancel_check_s: float = 0.25,
                  interval: StreamInterval = StreamInterval(), grammar: GrammarEngine | None = None,
@@ -41,6 +43,12 @@ class Scheduler:
         self._stopped = False
         self._last_cancel_check = 0.0
         self._thread: threading.Thread | None = None
+
+    def use_grammar(self, grammar: GrammarEngine) -> None:
+        self.grammar = grammar
+
+    def prefix_cache_stats(self) -> PrefixStats:
+        return self.slots.stats
 
     # -- other threads ------------------------------------------------------------------------------------
     def submit(self, job: Job) -> bool:

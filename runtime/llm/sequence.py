@@ -10,7 +10,7 @@ from runtime.llm.detokenizer import IncrementalDetokenizer
 from runtime.llm.min_tokens import with_min_tokens
 from runtime.llm.grammar import Constraint
 from runtime.llm.protocol import SamplingParams, response_json
-from runtime.llm.sampling import Sampled, Sampler
+from runtime.llm.sampler import Sampled, Sampler
 from runtime.llm.slot_table import Claim
 from runtime.llm.stop import StopMatcher
 from runtime.llm.tokenizer import Prompt

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.errors import ClientError
+from runtime.llm.families import DEFAULT_FAMILY
+from runtime.llm.families.base import ModelFamily
 from runtime.llm.protocol import GenerationRequest
-
-# Llama-3 ends a turn with <|eot_id|> and a document with <|end_of_text|>; both stop generation.
-STOP_TOKENS = ("<|eot_id|>", "<|end_of_text|>", "<|eom_id|>")
 
 
 def _byte_decoder() -> dict[str, int]:
@@ -32,13 +31,15 @@ class Prompt:
     text: str  # the prompt as text (echo)
 
 
-class LlamaTokenizer:
-    """A Hugging Face fast tokenizer (byte-level BPE, Llama-3 style) plus what generation needs from it."""
+class ChatTokenizer:
+    """A Hugging Face fast tokenizer (byte-level BPE) plus what generation needs from it; the model family names
+    the tokens that stop generation."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, family: ModelFamily = DEFAULT_FAMILY):
         from transformers import AutoTokenizer  # noqa: PLC0415  (heavy; only where it is used)
 
         self.hf = AutoTokenizer.from_pretrained(str(path))
+        self.family = family
         self.vocab_size = len(self.hf)
         special = set(self.hf.all_special_ids) | {i for i, t in self.hf.added_tokens_decoder.items() if t.special}
         self.special_ids = frozenset(special)
@@ -56,7 +57,7 @@ class LlamaTokenizer:
         return table
 
     def _stop_ids(self, path: Path) -> set[int]:
-        ids = {self.hf.convert_tokens_to_ids(t) for t in STOP_TOKENS if t in self.hf.get_vocab()}
+        ids = {self.hf.convert_tokens_to_ids(t) for t in self.family.stop_tokens if t in self.hf.get_vocab()}
         if self.hf.eos_token_id is not None:
             ids.add(self.hf.eos_token_id)
         gen = path / "generation_config.json"

@@ -25,14 +25,14 @@ from runtime.llm.engines import make_vocab
 from runtime.llm.protocol import GeneratorConfig
 from runtime.llm.sequence import Job, Vocab
 from runtime.llm.session import EngineSession
-from runtime.llm.tokenizer import LlamaTokenizer
+from runtime.llm.tokenizer import ChatTokenizer
 from runtime.llm.trtllm_manifest import MANIFEST_FILE, TrtLlmManifest
 from runtime.llm.trtllm_params import StreamReader, end_id_of, engine_error, llm_kwargs, sampling_kwargs
 
 log = logging.getLogger(__name__)
 
 
-def tensorrt_llm_engine(model_dir: Path, config: GeneratorConfig, tokenizer: LlamaTokenizer,
+def tensorrt_llm_engine(model_dir: Path, config: GeneratorConfig, tokenizer: ChatTokenizer,
                         session: EngineSession | None = None, target: object = None,
                         device_id: int = 0) -> "TrtLlmScheduler":
     """Load the entry's engine with TensorRT-LLM (GPU node only; checks the manifest first)."""
@@ -59,6 +59,8 @@ def tensorrt_llm_engine(model_dir: Path, config: GeneratorConfig, tokenizer: Lla
 class TrtLlmScheduler:
     """Jobs in, the library's streams out; the same start / stop / submit as our own Scheduler."""
 
+    supports_grammar = False  # TensorRT-LLM samples inside the library: our grammar cannot mask its logits
+
     def __init__(self, llm: Any, sampling_params_cls: Any, vocab: Vocab, config: GeneratorConfig, end_id: int,
                  cancel_check_s: float = 0.25, stall_timeout_s: float = 600.0):
         self.llm, self._params_cls, self.vocab, self.config = llm, sampling_params_cls, vocab, config
@@ -73,6 +75,13 @@ class TrtLlmScheduler:
         self._why: dict[Job, str] = {}
 
     # -- other threads ------------------------------------------------------------------------------------
+    def use_grammar(self, grammar: object) -> None:
+        raise TypeError("TensorRT-LLM entries do not run our grammar")
+
+    def prefix_cache_stats(self) -> None:
+        """TensorRT-LLM keeps its own KV-cache reuse counters."""
+        return None
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="trtllm-loop", daemon=True)
         self._thread.start()

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 
 from runtime.errors import ClientError
 from runtime.llm.protocol import SamplingParams
-from runtime.llm.sampling import BAN, Sampled
+from runtime.llm.sampler import BAN, Sampled
 from runtime.llm.sequence import Choice, Job, Vocab
 from runtime.llm.trtllm_manifest import TrtLlmManifest
 

@@ -14,7 +14,7 @@ from adapter.triton_client import TritonClient
 from builders.llm import DEMO_ID
 from builders.llm.tiny import TinySpec, make_tiny_llama
 from runtime.llm.detokenizer import detokenize
-from runtime.llm.tokenizer import LlamaTokenizer
+from runtime.llm.tokenizer import ChatTokenizer
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def test_greedy_matches_hf_generate_under_concurrency(triton, checkpoint):
     import torch
     from transformers import AutoModelForCausalLM
 
-    tok = LlamaTokenizer(checkpoint)
+    tok = ChatTokenizer(checkpoint)
     model = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
     max_new = [24, 9, 31, 17]
     expected = []
@@ -137,17 +137,16 @@ def test_cancelled_streams_free_their_slots(triton):
 
 
 def test_finished_streams_end_cleanly_on_the_connection(triton):
-    """After its final response a stream is left to end on its own (TritonClient._let_finish): none stays open on
+    """After its final response a stream is left to end on its own (TritonClient.finishing_streams): none stays open on
     the connection and none is reset (a reset after the final response races Triton's stream teardown)."""
     short = {"prompt": "Then", "sampling": {"temperature": 0, "max_tokens": 4, "ignore_eos": True}}
 
     async def requests(client):
         done = await asyncio.gather(*(collect(client, short) for _ in range(16)))
         deadline = time.monotonic() + 5
-        while client._finishing and time.monotonic() < deadline:
+        while client.finishing_streams and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        channel = client._channel
-        return done, len(client._finishing), len(channel._protocol.processor.streams), channel._calls_failed
+        return done, client.finishing_streams, *client.connection_streams()
 
     done, finishing, still_open, reset = run(requests, triton)
     assert all(r[-1]["usage"]["completion_tokens"] == 4 for r in done)
@@ -155,7 +154,7 @@ def test_finished_streams_end_cleanly_on_the_connection(triton):
 
 
 def test_stop_string_across_token_boundary_and_forced_token(triton, checkpoint):
-    tok = LlamaTokenizer(checkpoint)
+    tok = ChatTokenizer(checkpoint)
     base = {"prompt": "The model", "sampling": {"temperature": 0, "max_tokens": 12, "ignore_eos": True,
                                                  "logprobs": True}}
 

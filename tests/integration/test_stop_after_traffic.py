@@ -1,10 +1,10 @@
 """After any traffic, `launcher serve` stops within 5 s of SIGTERM, every model unloaded (none held live).
 
-The load (tests/integration/mixed_load.py) mixes every route and both of Triton's interfaces, finished, cut,
-abandoned and model-refused requests. A model-refused request used to hold the LLM model live at shutdown: the
-adapter reset the gRPC stream after the model's error response, which was already the stream's last, and that
-reset leaks the stream's reference to the model in Triton 2.51 (adapter/triton_client.py `_let_finish`). Triton
-then waited out its whole exit timeout ("Found 1 live models"), 20 s and more.
+The load (bench/mixed_load.py) mixes every route and both of Triton's interfaces, finished, cut,
+abandoned and model-refused requests. A model-refused request is the risky one: resetting the gRPC stream after
+the model's error response, which is already the stream's last, leaks the stream's reference to the model in
+Triton 2.51, and Triton then waits out its whole exit timeout ("Found 1 live models"); the adapter lets such
+streams end on their own (adapter/triton_client.py `_let_finish`).
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import time
 
 import httpx
 
+from bench import mixed_load
 from launcher.process import free_port
-from tests.integration import mixed_load
 from tests.integration.hardening_support import CHAT_MODEL, metric_samples
 from tests.integration.launcher_serve import Served
 from tests.timing import scaled, wait_until

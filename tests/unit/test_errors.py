@@ -7,7 +7,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from tritonclient.utils import InferenceServerException
 
 from adapter.errors import OpenAIError
-from adapter.triton_client import TritonClient, _stream_error, to_openai_error
+from adapter.triton_client import TritonClient, stream_error, to_openai_error
 from launcher.process import free_port
 from runtime.errors import ClientError
 
@@ -48,10 +48,10 @@ def test_failed_streams_map_to_http_statuses():
         (ConnectionRefusedError(111, "Connect call failed"), 503, "service_unavailable"),
     ]
     for exc, status, kind in cases:
-        err = _stream_error(exc)
+        err = stream_error(exc)
         assert (err.status, err.type) == (status, kind), exc
-    assert "socket closed" in _stream_error(cases[0][0]).message
-    assert _stream_error(GRPCError(Status.CANCELLED)).message  # no message from the server: the status names it
+    assert "socket closed" in stream_error(cases[0][0]).message
+    assert stream_error(GRPCError(Status.CANCELLED)).message  # no message from the server: the status names it
 
 
 def test_a_stream_with_no_server_is_503_at_once():

@@ -211,7 +211,7 @@ def test_load_compiled_reads_the_manifest(tmp_path):
 
 
 def test_gpu_check_metrics():
-    from launcher.gpu_check import min_cosine, psnr_db, same_prefix  # noqa: PLC0415
+    from tests.gpu.check import min_cosine, psnr_db, same_prefix  # noqa: PLC0415
 
     a = np.array([[1.0, 0.0], [0.6, 0.8]])
     assert min_cosine(a, a) == pytest.approx(1.0) and min_cosine(a, a[::-1]) == pytest.approx(0.6)
@@ -223,7 +223,7 @@ def test_gpu_check_metrics():
 
 @pytest.mark.parametrize("what", ["tests", "benches"])
 def test_gpu_check_refuses_without_a_gpu(what):
-    run = subprocess.run([sys.executable, "-m", "launcher.gpu_check", what], cwd=ROOT, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "tests.gpu.check", what], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode != 0 and "GPU check FAILED" in run.stderr and "libcuda.so.1" in run.stderr
 
 
@@ -243,7 +243,7 @@ def test_cpu_encoder_parameters_have_no_empty_value():
 
 
 def test_gpu_check_compares_both_sdxl_entries_at_every_size():
-    from launcher.gpu_check import CUDA_EP_SDXL, IMAGE_SIZES, image_rows  # noqa: PLC0415
+    from tests.gpu.check import CUDA_EP_SDXL, IMAGE_SIZES, image_rows  # noqa: PLC0415
 
     image = np.full((4, 4, 3), 100, np.uint8)
     cpu = {("tiny-sdxl", size): image for size in IMAGE_SIZES}
@@ -257,7 +257,7 @@ def test_gpu_check_compares_both_sdxl_entries_at_every_size():
 def test_gpu_check_builds_the_cuda_provider_sdxl_entry(tmp_path, monkeypatch):
     import builders.compile  # noqa: PLC0415
     import builders.demo  # noqa: PLC0415
-    from launcher import gpu_check  # noqa: PLC0415
+    from tests.gpu import check as gpu_check  # noqa: PLC0415
 
     calls = []
     monkeypatch.setattr(builders.demo, "build_demo", lambda repo, work, target: calls.append(("demo", target)))

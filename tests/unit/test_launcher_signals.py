@@ -1,8 +1,8 @@
 """The launcher's wait for SIGINT/SIGTERM (launcher/__main__.py `_wait_for_signal`), in a child process.
 
-Python runs a signal handler again, nested, when a second signal lands while the first handler runs. The handler
-used to set the stop event, which takes the event's lock: a second SIGTERM during that set deadlocked the launcher
-(seen with SIGTERM sent to its process group twice). The probe below makes the second signal land exactly there.
+Python runs a signal handler again, nested, when a second signal lands while the first handler runs. A handler
+that sets a threading.Event takes the event's lock, so a second SIGTERM during that set would deadlock the
+launcher (SIGTERM sent to its process group twice does it). The probe below makes the second signal land exactly there.
 
 The child says "waiting" from inside the wait, once the handlers are installed: a signal sent before that would
 take Python's default action and kill the child, which on a busy machine (the parent is quicker than the child's

@@ -1,5 +1,6 @@
 """Sampling: greedy, temperature/top_p/top_k with seeds, penalties, logit_bias, logprobs; request checks; the same
-tokens as the earlier sampler (tests/unit/reference_sampler.py) at the same seed on fixed 128,256-wide logits."""
+tokens as the plain full-vocabulary sampler (bench/reference_sampler.py) at the same seed on fixed 128,256-wide
+logits."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,9 +9,9 @@ import torch
 
 from runtime.errors import ClientError
 from runtime.llm.protocol import GenerationRequest, SamplingParams
-from runtime.llm.sampling import Sampler, nucleus, sample_rows
+from bench import reference_sampler
+from runtime.llm.sampling import Sampler, nucleus, sample, sample_rows
 from runtime.llm.tokenizer import check_length
-from tests.unit import reference_sampler
 
 V = 50
 LOGITS = np.linspace(-2.0, 3.0, V).astype(np.float32)  # token 49 is the best, 48 next
@@ -117,7 +118,7 @@ def test_top_k_keeps_the_k_best_then_top_p(to):
     assert err.value.param == "top_k"
 
 
-# -- the same tokens as the earlier sampler ------------------------------------------------------------------
+# -- the same tokens as the reference sampler ----------------------------------------------------------------
 WIDE = 128256
 CONFIGS = {
     "temperature 1": dict(temperature=1.0),
@@ -162,7 +163,7 @@ def compare(name: str, rows_of_step, exact: bool, to, steps: int = 8) -> None:
 @pytest.mark.parametrize("name", CONFIGS)
 def test_same_tokens_as_the_reference_sampler(name, fixed_logits, to):
     """Same RNG stream, same inverse-CDF pick in id order, same top_p nucleus, on flat to peaked rows: equal to the
-    earlier sampler's algorithm evaluated exactly (its float32 running sum over 128,256 terms drifts by ~1e-4)."""
+    reference sampler's algorithm evaluated exactly (its float32 running sum over 128,256 terms drifts by ~1e-4)."""
     compare(name, lambda step, n: fixed_logits[[(step + i) % len(fixed_logits) for i in range(n)]], True, to)
 
 
@@ -191,5 +192,5 @@ def test_a_row_samples_the_same_alone_or_in_a_mixed_batch(fixed_logits, to):
     batch, alone = [Sampler(p, WIDE) for p in ps], [Sampler(p, WIDE) for p in ps]
     for _ in range(5):
         together = sample_rows(to(fixed_logits[:5].copy()), batch)
-        single = [s.sample(row) for s, row in zip(alone, fixed_logits[:5])]
+        single = [sample(s, row) for s, row in zip(alone, fixed_logits[:5])]
         assert [t.token_id for t in together] == [t.token_id for t in single]

@@ -10,12 +10,13 @@ import re
 import pytest
 
 from builders.llm import llama3_tokenizer as l3
-from builders.llm.tiny import CHAT_TEMPLATE, save_tokenizer
+from builders.llm.tiny import save_tokenizer
 from builders.progress import BuildError
 from runtime.errors import ClientError
 from runtime.llm.detokenizer import IncrementalDetokenizer, detokenize
 from runtime.llm.protocol import GenerationRequest
-from runtime.llm.tokenizer import LlamaTokenizer
+from runtime.llm.families import llama3
+from runtime.llm.tokenizer import ChatTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def tok_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tok(tok_dir):
-    return LlamaTokenizer(tok_dir)
+    return ChatTokenizer(tok_dir)
 
 
 def package_cases() -> list[tuple[str, list[int]]]:
@@ -65,7 +66,7 @@ def test_saved_for_transformers_4_and_5(tok_dir):
     from transformers import PreTrainedTokenizerFast
 
     cfg = json.loads((tok_dir / "tokenizer_config.json").read_text())
-    assert cfg["tokenizer_class"] == "PreTrainedTokenizerFast" and cfg["chat_template"] == CHAT_TEMPLATE
+    assert cfg["tokenizer_class"] == "PreTrainedTokenizerFast" and cfg["chat_template"] == llama3.FAMILY.chat_template
     assert not (tok_dir / "chat_template.jinja").exists()
     assert PreTrainedTokenizerFast.from_pretrained(tok_dir).bos_token_id == 128000
 

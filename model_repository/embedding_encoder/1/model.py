@@ -5,11 +5,12 @@ from pathlib import Path
 import triton_python_backend_utils as pb_utils
 
 from runtime import shutdown
+from runtime.contract import model_parameters
 from runtime.embeddings.batching import TokenBlock, encode_blocks
 from runtime.embeddings.params import EncoderParams
 from runtime.embeddings.session import OrtEncoderSession
 from runtime.target import EngineTarget, instance_device_id
-from runtime.triton_shell import input_array, model_parameters, to_triton_error
+from runtime.triton_shell import input_array, to_triton_error
 
 
 class TritonPythonModel:

@@ -5,9 +5,10 @@ from pathlib import Path
 import triton_python_backend_utils as pb_utils
 
 from runtime import shutdown
+from runtime.contract import model_parameters
 from runtime.embeddings.params import TokenizerParams
 from runtime.embeddings.tokenization import EmbeddingTokenizer, tokenize_request
-from runtime.triton_shell import input_array, input_scalar, input_strings, model_parameters, to_triton_error
+from runtime.triton_shell import input_array, input_scalar, input_strings, to_triton_error
 
 
 class TritonPythonModel:

@@ -11,7 +11,9 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from runtime import shutdown
+from runtime.contract import model_parameters
 from runtime.errors import ClientError
+from runtime.llm.families import family_of_parameters
 from runtime.llm.generator import Generator
 from runtime.llm.protocol import GeneratorConfig
 from runtime.llm.send_thread import SendThread, ThreadedSink
@@ -19,7 +21,7 @@ from runtime.llm.vllm_interface import INPUTS as VLLM_INPUTS
 from runtime.llm.vllm_interface import VllmRequest, VllmResponses
 from runtime.memory import bound_allocator
 from runtime.target import EngineTarget, instance_device_id
-from runtime.triton_shell import input_scalar, model_parameters, to_triton_error
+from runtime.triton_shell import input_scalar, to_triton_error
 
 
 FIRST_STEP_WAIT_S = 0.05  # execute() waits this long at most for an idle engine's first step (Generator.submit)
@@ -110,7 +112,8 @@ class TritonPythonModel:
         parameters = model_parameters(config)
         bound_allocator()  # this stub process is the engine's: a prompt's activations go back when freed
         self.generator = Generator(version_dir, GeneratorConfig.from_parameters(parameters),
-                                   target=EngineTarget.from_parameters(parameters), device_id=instance_device_id(args))
+                                   target=EngineTarget.from_parameters(parameters), device_id=instance_device_id(args),
+                                   family=family_of_parameters(parameters))
         self.generator.start()
         stats = self.generator.prefix_cache_stats()
         self.metrics = PrefixCacheMetrics(stats, config["name"]) if stats is not None else None

@@ -10,13 +10,14 @@ from pathlib import Path
 import triton_python_backend_utils as pb_utils
 
 from runtime import shutdown
+from runtime.contract import model_parameters
 from runtime.sdxl.batching import plan_batches
 from runtime.sdxl.config import ImageModelConfig
 from runtime.sdxl.engines import engine_factory, set_torch_threads
 from runtime.sdxl.pipeline import SdxlPipeline, to_png
 from runtime.sdxl.triton_io import images_response, parse_request
 from runtime.target import EngineTarget, instance_device_id
-from runtime.triton_shell import model_parameters, to_triton_error
+from runtime.triton_shell import to_triton_error
 
 
 class TritonPythonModel:

@@ -1,23 +1,13 @@
-"""The sampler as it was before issue 14 (full-vocabulary arrays, a full argsort for top_p, one row at a time), kept
-as the reference for tests and bench/sampling.py. One change: it computes in the dtype of the logits it is given
-(it cast to float32), so that float64 logits give the same algorithm evaluated exactly. In float32 its
+"""The plain sampler (full-vocabulary arrays, a full argsort for top_p, one row at a time): the baseline of
+bench/sampling.py and the oracle the tests hold runtime.llm.sampling to. It computes in the dtype of the logits it
+is given, so that float64 logits give the same algorithm evaluated exactly. In float32 its
 128,256-term running sum drifts by up to ~1e-4, which moves draws on near-flat distributions."""
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from runtime.llm.protocol import SamplingParams
-
-BAN = -100.0  # OpenAI: -100 bans the token, +100 makes it (practically) the only choice
-
-
-@dataclass
-class Sampled:
-    token_id: int
-    logprob: float | None = None
-    top: list[tuple[int, float]] | None = None  # (token id, logprob), best first
+from runtime.llm.sampler import BAN, Sampled  # what a draw returns is the same record on both sides
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:

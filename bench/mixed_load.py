@@ -3,10 +3,13 @@
 Each shape is one request as a client makes it: finished, cut mid-stream, abandoned before its answer (a client
 timeout), or refused by the model itself (a 400 the model finds, which ends its stream with an error). Long ones
 leave out max_tokens, so they would run to the end of the context window if their slot were not freed.
+Used by bench/soak.py and by tests/integration/test_stop_after_traffic.py; the models are the demo repository's
+(or those the environment names, as the integration suite reads them).
 """
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
@@ -16,7 +19,9 @@ import numpy as np
 import openai
 import tritonclient.grpc as grpcclient
 
-from tests.integration.hardening_support import CHAT_MODEL, EMBEDDING_MODEL, IMAGE_MODEL
+CHAT_MODEL = os.environ.get("CHAT_MODEL", "tiny-llama-3")
+EMBEDDING_MODEL = os.environ.get("EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+IMAGE_MODEL = os.environ.get("IMAGE_MODEL", "tiny-sdxl")
 
 HELLO = [{"role": "user", "content": "hello"}]
 BAD_SCHEMA = {"type": "json_schema",  # valid for the adapter, refused by the model's grammar compiler

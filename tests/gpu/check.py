@@ -1,5 +1,8 @@
 """`make test-gpu` / `make gpu-check`: the GPU path end to end, on a GPU node (fails loudly anywhere else).
 
+A test harness, not a service part: it runs the integration suite and the GPU benches (bench/gpu.py), so it lives
+with the tests, above everything it drives.
+
   tests:   build the demo repository for cuda, compile it (`builders compile`), run the integration suite against
            it on a real tritonserver, then serve the CPU and the GPU repositories side by side and compare at the
            same inputs: embeddings cosine >= 0.999, the first 16 greedy tokens identical, images PSNR >= 30 dB
@@ -21,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.gpu_probe import GpuUnavailable, check_gpu_provider
-from runtime.providers import TENSORRT
+from bench.gpu import print_table, require_gpu, run_benches
 
 COSINE_MIN, PSNR_MIN_DB, GREEDY_TOKENS = 0.999, 30.0, 16
 # tiny-sdxl again on the CUDA provider (fp16 text encoders and UNet, one CUDA graph per UNet shape), beside the
@@ -50,13 +52,6 @@ def same_prefix(a: list, b: list, n: int = GREEDY_TOKENS) -> bool:
 
 
 # -- orchestration ---------------------------------------------------------------------------------------
-def require_gpu() -> None:
-    try:
-        check_gpu_provider(TENSORRT)
-    except GpuUnavailable as exc:
-        sys.exit(f"GPU check FAILED: no usable NVIDIA GPU with CUDA 12 / TensorRT 10 here: {exc}")
-
-
 def build_gpu_repository(repo: Path) -> None:
     from builders.compile import compile_repository  # noqa: PLC0415
     from builders.demo import build_demo  # noqa: PLC0415
@@ -143,7 +138,7 @@ def image_rows(cpu: dict, gpu: dict) -> list[tuple[str, str, bool]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="launcher.gpu_check", description=__doc__,
+    parser = argparse.ArgumentParser(prog="tests.gpu.check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["require", "tests", "benches", "all"])
     parser.add_argument("--cpu-repo", type=Path, default=Path("build/model_repository"))
@@ -156,21 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("integration suite on the cuda repository", "", run_integration_suite(args.gpu_repo)))
         rows += compare_with_cpu(args.cpu_repo, args.gpu_repo)
     if args.what in ("benches", "all"):
-        from bench.gpu import run_benches  # noqa: PLC0415
-
         rows += run_benches(args.gpu_repo.parent / "gpu_bench")
     print_table(rows)
     return 0 if all(ok for _, _, ok in rows) else 1
-
-
-def print_table(rows: list[tuple[str, str, bool]]) -> None:
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
-
-    table = Table("check", "result", "pass")
-    for name, result, ok in rows:
-        table.add_row(name, result, "yes" if ok else "[red]NO[/]")
-    Console().print(table)
 
 
 if __name__ == "__main__":
