@@ -61,7 +61,8 @@ def engine_session(path: Path, config: GeneratorConfig, target: EngineTarget, de
     if not target.on_gpu:
         from runtime.llm.slot_session import SlotSession  # noqa: PLC0415  (only this engine needs onnxruntime)
 
-        return SlotSession(path, config.max_batch_size, config.max_model_len, config.intra_op_threads)
+        return SlotSession(path, config.max_batch_size, config.max_model_len, config.intra_op_threads,
+                           spinning=config.intra_op_spinning)
     from runtime.llm.slot_session import CudaSlotSession  # noqa: PLC0415
 
     return CudaSlotSession(path, config.max_batch_size, config.max_model_len, target, device_id)

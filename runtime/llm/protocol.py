@@ -7,6 +7,8 @@ Model config parameters of the client-facing generator (all strings in config.pb
   max_batch_size  most sequences decoded together (continuous batching; n > 1 choices count each)
   engine          engine file (or folder) inside the version folder (default "model.onnx")
   intra_op_threads ONNX Runtime threads (0 = ORT default)
+  intra_op_spinning "true": those threads spin between operators (faster steps, the cores stay busy while idle
+                  between steps); "false" (default) leaves the cores to Triton and the adapter between steps
   device, engine_kind, precision: where and on what the jobs run (runtime/target.py; runtime/llm/engines.py picks
                   our scheduler for the onnxruntime kinds, TensorRT-LLM's batcher for "tensorrt-llm")
   tensor_parallel_size, pipeline_parallel_size, quantization: tensorrt-llm entries, for people and tools
@@ -61,6 +63,7 @@ class GeneratorConfig:
     stream_interval: StreamInterval = StreamInterval(DEFAULT_STREAM_INTERVAL_MS / 1e3)
     prefix_caching: bool = True
     kv_cache_dtype: str = "auto"  # a record of the build's choice: the graph's cache inputs carry the dtype
+    intra_op_spinning: bool = False
 
     @classmethod
     def from_parameters(cls, params: dict[str, str]) -> "GeneratorConfig":
@@ -69,13 +72,15 @@ class GeneratorConfig:
                    intra_op_threads=int(params.get("intra_op_threads", 0)),
                    stream_interval=StreamInterval.from_parameters(params, DEFAULT_STREAM_INTERVAL_MS),
                    prefix_caching=params.get("prefix_caching", "true").lower() != "false",
-                   kv_cache_dtype=params.get("kv_cache_dtype", "auto"))
+                   kv_cache_dtype=params.get("kv_cache_dtype", "auto"),
+                   intra_op_spinning=params.get("intra_op_spinning", "false").lower() == "true")
 
     def to_parameters(self) -> dict[str, str]:
         return {MAX_MODEL_LEN: str(self.max_model_len), VOCAB_SIZE: str(self.vocab_size),
                 MAX_BATCH_SIZE: str(self.max_batch_size), "engine": self.engine,
                 "intra_op_threads": str(self.intra_op_threads), **self.stream_interval.to_parameters(),
-                "prefix_caching": str(self.prefix_caching).lower(), "kv_cache_dtype": self.kv_cache_dtype}
+                "prefix_caching": str(self.prefix_caching).lower(), "kv_cache_dtype": self.kv_cache_dtype,
+                "intra_op_spinning": str(self.intra_op_spinning).lower()}
 
 
 def parse_logit_bias(raw: dict[Any, Any] | None) -> dict[int, float]:
