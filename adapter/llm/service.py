@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import Response
 
 from adapter import request_context
+from adapter.errors import OpenAIError
 from adapter.llm.generation import Generation
 from adapter.llm.protocol import ChatCompletionRequest, CompletionRequest
 from adapter.llm.responses import ResponseMeta, chat_response, completion_response
@@ -30,7 +31,11 @@ async def _generation(body: ChatCompletionRequest | CompletionRequest, triton: T
     requests = _checked(body, GeneratorConfig.from_parameters(model.parameters))
     meta = ResponseMeta.new(prefix, model.id)
     generation = Generation(triton, model.id, requests, _trace_id(meta))
-    await generation.start()
+    try:
+        await generation.start()
+    except OpenAIError as exc:  # the generator's checks after tokenization (prompt + max_tokens > the context)
+        exc.param = body.param_as_sent(exc.param)
+        raise
     return generation, meta, model
 
 
