@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
+from adapter.paths import CHAT_COMPLETIONS  # noqa: E402
 from builders.llm import DEMO_ID  # noqa: E402
 from builders.llm.repository import TEMPLATE, build_model  # noqa: E402
 from builders.llm.tiny import TinySpec, make_tiny_llama  # noqa: E402
@@ -267,7 +268,7 @@ async def _served(session, model: str, chats: list[tuple[str, int]], c: int, str
 
     async def worker():
         while queue:
-            results.append(await _one(session, "/v1/chat/completions", model, queue.pop(0), stream, extra))
+            results.append(await _one(session, CHAT_COMPLETIONS, model, queue.pop(0), stream, extra))
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(c)))
