@@ -40,6 +40,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapter.paths import HEALTH, METRICS, PLAYGROUND, ROOT
 from runtime.embeddings.tokenization import MAX_INPUTS
 from runtime.llm.protocol import MAX_N
 from runtime.sdxl.config import MAX_IMAGES
@@ -59,7 +60,7 @@ class Settings(BaseSettings):
     # Auth (kept as strings: pydantic-settings would otherwise expect JSON lists in the environment).
     api_keys: str = ""
     api_keys_file: Path | None = None
-    auth_exempt_paths: str = "/health,/metrics,/playground,/"  # "/" alone: only the page
+    auth_exempt_paths: str = ",".join((HEALTH, METRICS, PLAYGROUND, ROOT))  # ROOT ("/") alone: only the page
 
     # Limits.
     max_body_bytes: int = 16 * 1024 * 1024

@@ -27,18 +27,17 @@ from fastapi import APIRouter  # noqa: E402
 from fake_llm_triton import MODEL, FakeRegistry, FakeTriton  # noqa: E402
 
 import adapter.app  # noqa: E402
+from adapter.paths import CHAT_COMPLETIONS, COMPLETIONS  # noqa: E402
 from adapter.routers import chat, completions  # noqa: E402
 from adapter.settings import Settings  # noqa: E402
-
-PATH = "/v1/chat/completions"
 
 
 def make_app(plain_routes: bool):
     routers = list(adapter.app.ROUTERS)
     if plain_routes:  # the same endpoints on FastAPI's own route class
-        plain = APIRouter(prefix="/v1")
-        plain.add_api_route("/chat/completions", chat.chat_completions, methods=["POST"])
-        plain.add_api_route("/completions", completions.completions, methods=["POST"])
+        plain = APIRouter()
+        plain.add_api_route(CHAT_COMPLETIONS, chat.chat_completions, methods=["POST"])
+        plain.add_api_route(COMPLETIONS, completions.completions, methods=["POST"])
         adapter.app.ROUTERS[:] = [r for r in routers if r not in (chat.router, completions.router)] + [plain]
     try:
         app = adapter.app.create_app(Settings())
@@ -50,7 +49,7 @@ def make_app(plain_routes: bool):
 
 async def request(app, body: bytes) -> int:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": PATH, "raw_path": PATH.encode(), "query_string": b"", "root_path": "",
+             "path": CHAT_COMPLETIONS, "raw_path": CHAT_COMPLETIONS.encode(), "query_string": b"", "root_path": "",
              "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
                          (b"content-length", str(len(body)).encode())],
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
+from adapter.paths import IMAGES_GENERATIONS  # noqa: E402
 from bench.measure import cpu_seconds, group_cpu_seconds  # noqa: E402
 
 TARGET = 1.15
@@ -69,7 +70,7 @@ def served_http(base_url: str, model: str, size: str, steps: int, guidance: floa
             local.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=600)
         body = json.dumps({"model": model, "prompt": f"a red fox {i}", "size": size, "seed": i,
                            "num_inference_steps": steps, "guidance_scale": guidance})
-        local.conn.request("POST", "/v1/images/generations", body, {"Content-Type": "application/json"})
+        local.conn.request("POST", IMAGES_GENERATIONS, body, {"Content-Type": "application/json"})
         response = local.conn.getresponse()
         assert response.status == 200 and json.loads(response.read())["data"][0]["b64_json"]
 

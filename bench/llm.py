@@ -16,7 +16,7 @@ HF generate: one static batch of c, --hf-tokens new tokens.
   in-proc   runtime.llm.generator.Generator (same tokenizer, ONNX file, scheduler) driven in a worker process
   hf        transformers generate on the checkpoint, static batches of c (left padding), torch on CPU
 Targets (bench model): served streaming c=1 >= 0.9x in-proc c=1; served c=32 >= 0.85x in-proc c=32;
-streaming >= 0.9x non-streaming at c=32. Demo model (a cheap engine standing in for a fast GPU, issue 11):
+streaming >= 0.9x non-streaming at c=32. Demo model (a cheap engine, as a fast GPU's is, so the stack's share shows):
 served streaming >= 0.6x and served JSON >= 0.7x in-proc at c=32 and c=128; the CPU the stack adds per streamed
 token (tritonserver + stubs + adapter from /proc, minus the in-process loop's own CPU per token) <= 300 us at c=32
 and c=128; TTFT p50 at c=1 within in-proc + 5 ms. The last line printed is `RATIOS name=value ...` (machine-readable).
@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
+from adapter.paths import CHAT_COMPLETIONS  # noqa: E402
 from builders.llm import DEMO_ID  # noqa: E402
 from builders.llm.repository import TEMPLATE, build_model  # noqa: E402
 from builders.llm.tiny import TinySpec, make_tiny_llama  # noqa: E402
@@ -54,7 +55,7 @@ HF_MAX_BATCH = 32
 C1_REQUESTS = {BENCH_ID: 16, DEMO_ID: 48}
 # Requests per slice at least: c closed-loop clients send each next request when one ends. At c=1 a slice of one
 # request is no closed loop: every served request would come after the stack idled through an in-process request
-# (~100 ms), which on this 2-vCPU VM costs ~3 ms of time to first token in wake-ups (docs/notes/issue11.md);
+# (~100 ms), and waking the idle stack's threads adds milliseconds to the time to first token;
 # bench/ttft_floor.py measures that after-idle case, one request at a time.
 SLICE_MIN = 8
 WORDS = ("the model server sends a long answer to every question however large the batch is today river "
@@ -267,7 +268,7 @@ async def _served(session, model: str, chats: list[tuple[str, int]], c: int, str
 
     async def worker():
         while queue:
-            results.append(await _one(session, "/v1/chat/completions", model, queue.pop(0), stream, extra))
+            results.append(await _one(session, CHAT_COMPLETIONS, model, queue.pop(0), stream, extra))
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(c)))
@@ -439,9 +440,9 @@ CHECKS = [
     ("tiny_stream_c128", DEMO_ID, ("served stream", 128), ("in-proc", 128), "tok_s", 0.6, True),
     ("tiny_json_c32", DEMO_ID, ("served", 32), ("in-proc", 32), "tok_s", 0.7, True),
     ("tiny_json_c128", DEMO_ID, ("served", 128), ("in-proc", 128), "tok_s", 0.7, True),
-    # The stack's CPU per streamed token includes the engine's own; since tiny-llama-3 has Llama-3's 128,256-token
-    # vocabulary (issue 14) its engine is no longer near-free (~430 us/token in-process), so the 300 us goal of
-    # issue 11 (set at a 2,012-token vocabulary) applies to what the stack adds: served minus in-process.
+    # The stack's CPU per streamed token includes the engine's own, which Llama-3's 128,256-token vocabulary (LM
+    # head and sampling over every id) makes far from free even for tiny-llama-3, so the 300 us goal applies to
+    # what the stack adds: served minus in-process.
     ("tiny_stack_cpu_us_tok_c32", DEMO_ID, ("served stream", 32), None, "cpu_us_tok", None, False),
     ("tiny_stack_cpu_us_tok_c128", DEMO_ID, ("served stream", 128), None, "cpu_us_tok", None, False),
     ("tiny_inproc_cpu_us_tok_c32", DEMO_ID, ("in-proc", 32), None, "cpu_us_tok", None, False),

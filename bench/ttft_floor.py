@@ -34,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
+from adapter.paths import HEALTH  # noqa: E402
 from bench import llm  # noqa: E402
 from builders.llm import DEMO_ID  # noqa: E402
 from builders.llm.tiny import TinySpec  # noqa: E402
@@ -63,7 +64,7 @@ async def grpc_first(triton, text: str, max_tokens: int) -> float:
 
 async def health(session) -> float:
     start = time.perf_counter()
-    async with session.get("/health") as resp:
+    async with session.get(HEALTH) as resp:
         await resp.read()
     return time.perf_counter() - start
 

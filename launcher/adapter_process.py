@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+from adapter.paths import API, HEALTH_READY
 from launcher.process import ManagedProcess, http_ok
 
 
@@ -28,8 +29,8 @@ class AdapterServer(ManagedProcess):
 
     @property
     def base_url(self) -> str:
-        return f"{self.url}/v1"
+        return f"{self.url}{API}"
 
-    def wait_ready(self, timeout: float = 120.0, path: str = "/health/ready") -> None:
-        """path="/health" waits only for the process (e.g. when Triton is meant to be down)."""
+    def wait_ready(self, timeout: float = 120.0, path: str = HEALTH_READY) -> None:
+        """path=HEALTH waits only for the process (e.g. when Triton is meant to be down)."""
         self.wait_until(lambda: http_ok(f"{self.url}{path}"), timeout)

@@ -156,7 +156,11 @@ class _SamplingRequest(OpenAIRequest):
 
     def client_error(self, exc: ClientError) -> OpenAIError:
         """The contract's error as this endpoint's 400: the param by the name the client sent."""
-        return invalid_request(exc.message, self._param_names().get(exc.param, exc.param), exc.code)
+        return invalid_request(exc.message, self.param_as_sent(exc.param), exc.code)
+
+    def param_as_sent(self, param: str | None) -> str | None:
+        """The contract's name of a field (`max_tokens`, `top_logprobs`) as this client sent it."""
+        return self._param_names().get(param, param)
 
     def _param_names(self) -> dict[str | None, str]:
         return {}

@@ -11,6 +11,7 @@ from adapter.llm.protocol import (ChatChoice, ChatCompletionResponse, ChatLogpro
                                   CompletionChoice, CompletionLogprobs, CompletionResponse, TokenLogprob, ToolCall,
                                   ToolCallFunction, Usage)
 from adapter.llm.tool_calls import new_call_id, parse_tool_calls
+from runtime.llm.families.base import ModelFamily
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,11 @@ async def _collect(generation: Generation, want_logprobs: bool) -> list[_Choice]
     return choices
 
 
-def chat_message(text: str, finish_reason: str, tools: bool) -> tuple[ChatResponseMessage, str]:
-    """The assistant message (tool calls when tools were offered and the text is calls) and its finish_reason."""
-    calls = parse_tool_calls(text) if tools else None
+def chat_message(text: str, finish_reason: str,
+                 tool_family: ModelFamily | None) -> tuple[ChatResponseMessage, str]:
+    """The assistant message and its finish_reason. tool_family: the served model's family when tools were
+    offered (its parser reads the text; calls become tool_calls), None when the text is content."""
+    calls = parse_tool_calls(text, tool_family) if tool_family else None
     if not calls:
         return ChatResponseMessage(content=text), finish_reason
     tool_calls = [ToolCall(id=new_call_id(), function=ToolCallFunction(name=c.name, arguments=c.arguments))
@@ -75,10 +78,10 @@ def chat_message(text: str, finish_reason: str, tools: bool) -> tuple[ChatRespon
 
 
 async def chat_response(generation: Generation, meta: ResponseMeta, logprobs: bool,
-                        tools: bool = False) -> ChatCompletionResponse:
+                        tool_family: ModelFamily | None = None) -> ChatCompletionResponse:
     out = []
     for i, c in enumerate(await _collect(generation, logprobs)):
-        message, finish_reason = chat_message("".join(c.text), c.finish_reason, tools)
+        message, finish_reason = chat_message("".join(c.text), c.finish_reason, tool_family)
         out.append(ChatChoice(index=i, finish_reason=finish_reason, message=message,
                               logprobs=chat_logprobs(c.logprobs)))
     return ChatCompletionResponse(id=meta.id, created=meta.created, model=meta.model, choices=out,

@@ -6,11 +6,12 @@ from typing import Any
 from fastapi import Response
 
 from adapter import request_context
+from adapter.errors import OpenAIError
 from adapter.llm.generation import Generation
 from adapter.llm.protocol import ChatCompletionRequest, CompletionRequest
 from adapter.llm.responses import ResponseMeta, chat_response, completion_response
 from adapter.llm.sse import SSEResponse, StreamUsage, chat_chunks, completion_chunks
-from adapter.model_registry import ModelRegistry
+from adapter.model_registry import ModelRegistry, ServedModel
 from adapter.triton_client import TritonClient
 from runtime.contract import Task
 from runtime.errors import ClientError
@@ -22,7 +23,7 @@ def _json(model: Any) -> Response:
 
 
 async def _generation(body: ChatCompletionRequest | CompletionRequest, triton: TritonClient,
-                      registry: ModelRegistry, prefix: str) -> tuple[Generation, ResponseMeta]:
+                      registry: ModelRegistry, prefix: str) -> tuple[Generation, ResponseMeta, ServedModel]:
     """The body as generator requests, validated against the served model (the rules the generator applies to
     direct Triton callers: a 400 here, before Triton), started: caller errors (prompt too long, ...) surface
     before any byte is sent."""
@@ -30,8 +31,12 @@ async def _generation(body: ChatCompletionRequest | CompletionRequest, triton: T
     requests = _checked(body, GeneratorConfig.from_parameters(model.parameters))
     meta = ResponseMeta.new(prefix, model.id)
     generation = Generation(triton, model.id, requests, _trace_id(meta))
-    await generation.start()
-    return generation, meta
+    try:
+        await generation.start()
+    except OpenAIError as exc:  # the generator's checks after tokenization (prompt + max_tokens > the context)
+        exc.param = body.param_as_sent(exc.param)
+        raise
+    return generation, meta, model
 
 
 def _checked(body: ChatCompletionRequest | CompletionRequest, config: GeneratorConfig) -> list[GenerationRequest]:
@@ -56,15 +61,15 @@ def _stream_usage(body: ChatCompletionRequest | CompletionRequest) -> StreamUsag
 
 async def create_chat_completion(body: ChatCompletionRequest, triton: TritonClient,
                                  registry: ModelRegistry) -> Response:
-    generation, meta = await _generation(body, triton, registry, "chatcmpl")
+    generation, meta, model = await _generation(body, triton, registry, "chatcmpl")
+    tool_family = model.family if body.parses_tool_calls else None  # its parsers read the calls back
     if body.stream:
-        return SSEResponse(chat_chunks(generation, meta, _stream_usage(body), body.parses_tool_calls),
-                           generation.close)
-    return _json(await chat_response(generation, meta, bool(body.logprobs), body.parses_tool_calls))
+        return SSEResponse(chat_chunks(generation, meta, _stream_usage(body), tool_family), generation.close)
+    return _json(await chat_response(generation, meta, bool(body.logprobs), tool_family))
 
 
 async def create_completion(body: CompletionRequest, triton: TritonClient, registry: ModelRegistry) -> Response:
-    generation, meta = await _generation(body, triton, registry, "cmpl")
+    generation, meta, _ = await _generation(body, triton, registry, "cmpl")
     if body.stream:
         return SSEResponse(completion_chunks(generation, meta, _stream_usage(body)), generation.close)
     return _json(await completion_response(generation, meta, body.logprobs is not None))

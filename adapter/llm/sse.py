@@ -15,6 +15,7 @@ from adapter.llm.generation import ChoiceDelta, Generation, Step
 from adapter.llm.protocol import ChatDelta, ToolCallDelta, Usage
 from adapter.llm.responses import ResponseMeta, legacy_logprobs, usage_of
 from adapter.llm.tool_calls import ToolCallStream
+from runtime.llm.families.base import ModelFamily
 
 log = logging.getLogger("adapter.llm.sse")
 
@@ -114,19 +115,20 @@ class _Usage:
 
 
 class _ToolDeltas:
-    """With tools offered, each choice's text goes through a ToolCallStream: content, or tool-call deltas."""
+    """With tools offered, each choice's text goes through the model family's ToolCallStream: content, or
+    tool-call deltas."""
 
-    def __init__(self, num_choices: int):
-        self.streams = [ToolCallStream() for _ in range(num_choices)]
+    def __init__(self, num_choices: int, family: ModelFamily):
+        self.streams = [ToolCallStream(family) for _ in range(num_choices)]
 
     def split(self, d: ChoiceDelta) -> tuple[dict | None, str | None]:
         """This step's delta of choice d in the chunk shape (None: nothing to send) and its finish_reason."""
         stream = self.streams[d.index]
         content, calls = stream.feed(d.text)
         finish_reason = d.finish_reason
-        if finish_reason:
-            tail, _, finish_reason = stream.finish(finish_reason)
-            content += tail
+        if finish_reason:  # a parser may hold calls until the end (one that reads the whole text does)
+            tail, last_calls, finish_reason = stream.finish(finish_reason)
+            content, calls = content + tail, calls + last_calls
         tool_calls = [ToolCallDelta(index=c.index, id=c.id, name=c.name, arguments=c.arguments) for c in calls]
         if not (content or tool_calls or d.logprobs):
             return None, finish_reason
@@ -135,11 +137,12 @@ class _ToolDeltas:
 
 
 def chat_chunks(generation: Generation, meta: ResponseMeta, options: StreamUsage,
-                tools: bool = False) -> AsyncIterator[bytes]:
-    """Role first, then content (or tool-call) deltas, then each choice's finish_reason in a chunk of its own."""
+                tool_family: ModelFamily | None = None) -> AsyncIterator[bytes]:
+    """Role first, then content (or tool-call) deltas, then each choice's finish_reason in a chunk of its own.
+    tool_family: the served model's family when tools were offered (its streaming parser reads each choice)."""
     usage = _Usage(generation, options)
     frames = Frames(meta, "chat.completion.chunk", options)
-    tool_deltas = _ToolDeltas(generation.num_choices) if tools else None
+    tool_deltas = _ToolDeltas(generation.num_choices, tool_family) if tool_family else None
 
     def split(d: ChoiceDelta) -> tuple[dict | None, str | None]:
         if tool_deltas is not None:

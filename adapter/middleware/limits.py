@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapter.errors import OpenAIError, invalid_request
+from adapter.paths import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, IMAGES_GENERATIONS
 from adapter.settings import Settings
-
-CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
-EMBEDDINGS, IMAGES = "/v1/embeddings", "/v1/images/generations"
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,7 @@ def count_embedding_inputs(value: Any) -> int:
 def check_limits(path: str, body: Any, limits: Limits) -> OpenAIError | None:
     if not isinstance(body, dict):
         return None
-    if path in (CHAT, COMPLETIONS):
+    if path in (CHAT_COMPLETIONS, COMPLETIONS):
         if _over(body.get("n"), limits.max_n):
             return _limit_error("n", body["n"], limits.max_n, "max_n")
         for param in ("max_tokens", "max_completion_tokens"):
@@ -65,6 +63,6 @@ def check_limits(path: str, body: Any, limits: Limits) -> OpenAIError | None:
         count = count_embedding_inputs(body["input"])
         if _over(count, limits.max_embedding_inputs):
             return _limit_error("input", count, limits.max_embedding_inputs, "max_embedding_inputs")
-    elif path == IMAGES and _over(body.get("n"), limits.max_images):
+    elif path == IMAGES_GENERATIONS and _over(body.get("n"), limits.max_images):
         return _limit_error("n", body["n"], limits.max_images, "max_images")
     return None

@@ -3,12 +3,13 @@ from fastapi import APIRouter, Request, Response
 
 from adapter.llm.protocol import ChatCompletionRequest
 from adapter.llm.service import create_chat_completion
+from adapter.paths import CHAT_COMPLETIONS
 from adapter.routers.json_body_route import JSONBodyRoute
 
-router = APIRouter(prefix="/v1", route_class=JSONBodyRoute)
+router = APIRouter(route_class=JSONBodyRoute)
 
 
-@router.post("/chat/completions")
+@router.post(CHAT_COMPLETIONS)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     state = request.app.state
     return await create_chat_completion(body, state.triton, state.registry)

@@ -3,12 +3,13 @@ from fastapi import APIRouter, Request, Response
 
 from adapter.llm.protocol import CompletionRequest
 from adapter.llm.service import create_completion
+from adapter.paths import COMPLETIONS
 from adapter.routers.json_body_route import JSONBodyRoute
 
-router = APIRouter(prefix="/v1", route_class=JSONBodyRoute)
+router = APIRouter(route_class=JSONBodyRoute)
 
 
-@router.post("/completions")
+@router.post(COMPLETIONS)
 async def completions(body: CompletionRequest, request: Request) -> Response:
     state = request.app.state
     return await create_completion(body, state.triton, state.registry)

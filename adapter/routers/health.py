@@ -2,15 +2,17 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from adapter.paths import HEALTH, HEALTH_READY
+
 router = APIRouter()
 
 
-@router.get("/health")
+@router.get(HEALTH)
 async def health() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/health/ready")
+@router.get(HEALTH_READY)
 async def ready(request: Request) -> JSONResponse:
     triton = request.app.state.triton
     if await triton.is_ready():

@@ -3,12 +3,13 @@ from fastapi import APIRouter, Request, Response
 
 from adapter.images.protocol import ImageGenerationRequest
 from adapter.images.service import generate_images
+from adapter.paths import IMAGES_GENERATIONS
 from adapter.routers.json_body_route import JSONBodyRoute
 
-router = APIRouter(prefix="/v1", route_class=JSONBodyRoute)
+router = APIRouter(route_class=JSONBodyRoute)
 
 
-@router.post("/images/generations")
+@router.post(IMAGES_GENERATIONS)
 async def images_generations(body: ImageGenerationRequest, request: Request) -> Response:
     state = request.app.state
     return await generate_images(body, state.triton, state.registry)

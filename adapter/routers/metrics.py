@@ -7,10 +7,12 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
+from adapter.paths import METRICS
+
 router = APIRouter()
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get(METRICS, include_in_schema=False)
 def prometheus_metrics() -> Response:
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -2,15 +2,16 @@
 from fastapi import APIRouter, Request, Response
 
 from adapter.models.service import list_models, retrieve_model
+from adapter.paths import MODEL, MODELS
 
-router = APIRouter(prefix="/v1")
+router = APIRouter()
 
 
-@router.get("/models")
+@router.get(MODELS)
 async def models(request: Request) -> Response:
     return await list_models(request.app.state.registry)
 
 
-@router.get("/models/{model_id:path}")
+@router.get(MODEL)
 async def model(model_id: str, request: Request) -> Response:
     return await retrieve_model(model_id, request.app.state.registry)

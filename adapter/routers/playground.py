@@ -8,6 +8,8 @@ from importlib.resources import files
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from adapter.paths import PLAYGROUND, ROOT
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -16,7 +18,7 @@ def page() -> str:
     return files("adapter").joinpath("static/playground.html").read_text(encoding="utf-8")
 
 
-@router.get("/")
-@router.get("/playground")
+@router.get(ROOT)
+@router.get(PLAYGROUND)
 async def playground() -> HTMLResponse:
     return HTMLResponse(page(), headers={"Cache-Control": "no-cache"})

@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builders.cli import model_id, work_root
-from builders.llm.repository import TEMPLATE, TOKENIZER_FILES
+from builders.llm.repository import TEMPLATE, TOKENIZER_FILES, chat_family
 from builders.progress import BuildError, console, step
 from builders.triton_config import load_config, set_parameters, write_model
 from runtime.contract import TASK_PARAMETER, Task
+from runtime.llm.families import FAMILY_PARAMETER
+from runtime.llm.families.base import ModelFamily
 from runtime.llm.protocol import GeneratorConfig
 from runtime.llm.trtllm_manifest import ENGINE_DIR, MANIFEST_FILE, TrtLlmManifest
 from runtime.target import Device, EngineKind, EngineTarget, Precision
@@ -93,18 +95,26 @@ def build_command(spec: TrtLlmSpec, converted: Path, engine_dir: Path, max_seq_l
     return command
 
 
-def checkpoint_limits(checkpoint: Path, max_model_len: int | None) -> tuple[int, int]:
-    """(context window, vocab size) from the checkpoint's config.json, without loading any weights."""
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """What the entry needs from the checkpoint's config.json, read without loading any weights."""
+    context: int
+    vocab_size: int
+    family: ModelFamily  # the chat format: template, stop tokens, tool-call parsers
+
+
+def read_checkpoint(checkpoint: Path, max_model_len: int | None) -> CheckpointFacts:
     path = Path(checkpoint) / "config.json"
     if not path.exists():
         raise BuildError(f"{checkpoint}: no config.json (a Hugging Face Llama checkpoint is required)")
     cfg = json.loads(path.read_text())
+    # The converter (convert_checkpoint.py for Llama) fixes the architecture; the chat format is the family's.
     if cfg.get("model_type") != "llama":
         raise BuildError(f"{checkpoint}: model_type {cfg.get('model_type')!r}; this builder takes Llama checkpoints")
     if not (Path(checkpoint) / "tokenizer.json").exists():
         raise BuildError(f"{checkpoint}: no tokenizer.json (a fast tokenizer is required)")
     limit = cfg["max_position_embeddings"]
-    return min(max_model_len or limit, limit), cfg["vocab_size"]
+    return CheckpointFacts(min(max_model_len or limit, limit), cfg["vocab_size"], chat_family(checkpoint, cfg))
 
 
 def write_entry(checkpoint: Path, repo: Path, name: str, spec: TrtLlmSpec, *, work: Path,
@@ -112,16 +122,16 @@ def write_entry(checkpoint: Path, repo: Path, name: str, spec: TrtLlmSpec, *, wo
     """Write the repository entry; without dry_run also run the conversion and the engine build."""
     spec.check()
     checkpoint = Path(checkpoint)
-    context, vocab_size = checkpoint_limits(checkpoint, spec.max_model_len)
-    config = entry_config(name, spec, context, vocab_size)
+    facts = read_checkpoint(checkpoint, spec.max_model_len)
+    config = entry_config(name, spec, facts)
     version_dir = write_model(repo, config, TEMPLATE)
     converted = Path(work) / "trtllm_checkpoint"
     commands = [convert_command(spec, checkpoint, converted),
-                build_command(spec, converted, version_dir / ENGINE_DIR, context)]
+                build_command(spec, converted, version_dir / ENGINE_DIR, facts.context)]
     _copy_tokenizer(checkpoint, version_dir / "tokenizer")
     manifest = TrtLlmManifest(tensor_parallel_size=spec.tp, pipeline_parallel_size=spec.pp, dtype=spec.dtype,
                               quantization=spec.quantization, max_batch_size=spec.max_batch_size,
-                              max_num_tokens=spec.max_num_tokens, max_seq_len=context,
+                              max_num_tokens=spec.max_num_tokens, max_seq_len=facts.context,
                               commands=tuple(shlex.join(c) for c in commands))
     if dry_run:
         print("\n".join(manifest.commands))
@@ -131,12 +141,13 @@ def write_entry(checkpoint: Path, repo: Path, name: str, spec: TrtLlmSpec, *, wo
     return version_dir
 
 
-def entry_config(name: str, spec: TrtLlmSpec, context: int, vocab_size: int) -> model_config_pb2.ModelConfig:
+def entry_config(name: str, spec: TrtLlmSpec, facts: CheckpointFacts) -> model_config_pb2.ModelConfig:
     config = load_config(TEMPLATE)
     config.name = name
-    generator = GeneratorConfig(max_model_len=context, vocab_size=vocab_size, max_batch_size=spec.max_batch_size,
-                                engine=ENGINE_DIR)
-    set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value}, **generator.to_parameters(),
+    generator = GeneratorConfig(max_model_len=facts.context, vocab_size=facts.vocab_size,
+                                max_batch_size=spec.max_batch_size, engine=ENGINE_DIR)
+    set_parameters(config, **{TASK_PARAMETER: Task.TEXT_GENERATION.value, FAMILY_PARAMETER: facts.family.name},
+                   **generator.to_parameters(),
                    tensor_parallel_size=spec.tp, pipeline_parallel_size=spec.pp, quantization=spec.quantization,
                    **EngineTarget(Device.CUDA, EngineKind.TENSORRT_LLM, Precision(spec.dtype)).to_parameters())
     # One instance; the library places its tp x pp ranks on the node's GPUs itself.

@@ -89,14 +89,18 @@ class ChatTokenizer:
         else:
             text = request.prompt or ""
             ids = self.hf.encode(text, add_special_tokens=True)
-        check_length(len(ids), request.sampling.max_tokens, max_model_len)
+        check_length(len(ids), request.sampling.max_tokens, max_model_len,
+                     "messages" if request.messages is not None else "prompt")
         return Prompt(ids, text)
 
 
-def check_length(prompt_tokens: int, max_tokens: int | None, max_model_len: int) -> None:
+def check_length(prompt_tokens: int, max_tokens: int | None, max_model_len: int, prompt_param: str = "prompt") -> None:
+    """The prompt leaves room in the context, and so does max_tokens after it. prompt_param: the request field
+    that holds the prompt (`messages` for chat). The contract names the completion's length `max_tokens`; the
+    adapter renames it to the field its client sent."""
     if prompt_tokens >= max_model_len:
         raise ClientError(f"This model's maximum context length is {max_model_len} tokens, but the prompt has "
-                          f"{prompt_tokens} tokens (no room left for the completion).", "messages",
+                          f"{prompt_tokens} tokens (no room left for the completion).", prompt_param,
                           "context_length_exceeded")
     if max_tokens is not None and prompt_tokens + max_tokens > max_model_len:
         raise ClientError(f"This model's maximum context length is {max_model_len} tokens. However, you requested "

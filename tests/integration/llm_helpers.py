@@ -8,6 +8,8 @@ from pathlib import Path
 import httpx
 from tokenizers import Tokenizer
 
+from runtime.llm.protocol import GeneratorConfig
+
 MODEL = "tiny-llama-3"
 
 
@@ -33,8 +35,8 @@ def served_llm(triton_http_url: str, repository: Path) -> ServedLlm:
     config = httpx.get(f"{triton_http_url}/v2/models/{MODEL}/config", timeout=10).json()
     params = {k: v["string_value"] for k, v in config["parameters"].items()}
     tokenizer = Tokenizer.from_file(str(next(repository.glob(f"{MODEL}/*/tokenizer/tokenizer.json"))))
-    return ServedLlm(int(params["max_model_len"]), int(params["vocab_size"]), int(params.get("max_batch_size", 32)),
-                     tokenizer)
+    generator = GeneratorConfig.from_parameters(params)  # the contract's parameter keys and defaults
+    return ServedLlm(generator.max_model_len, generator.vocab_size, generator.max_batch_size, tokenizer)
 
 
 def stop_across_tokens(deltas: list[str]) -> tuple[str, int] | None:

@@ -1,6 +1,7 @@
-"""Each request rule lives in one place (runtime/llm/protocol.py, runtime/embeddings/tokenization.py) and holds on
-both roads into the stack: through the adapter (an OpenAI 400 naming the parameter) and straight to Triton (the
-model's own 400, for callers that bypass the adapter). Real tritonserver and adapter, demo repository."""
+"""Each request rule lives in one place (runtime/llm/protocol.py, runtime/llm/tokenizer.py's context check,
+runtime/embeddings/tokenization.py) and holds on both roads into the stack: through the adapter (an OpenAI 400
+naming the parameter) and straight to Triton (the model's own 400, for callers that bypass the adapter). Real
+tritonserver and adapter, demo repository."""
 from __future__ import annotations
 
 import asyncio
@@ -106,6 +107,22 @@ def test_max_tokens_is_at_most_the_context_window(http, triton, llm):
     assert _chat_error(http, max_completion_tokens=llm.max_model_len + 1)["param"] == "max_completion_tokens"
     completion = _adapter_error(http, "/v1/completions", {"prompt": "Hi", "max_tokens": llm.max_model_len + 1})
     assert completion["param"] == "max_tokens" and completion["code"] == "context_length_exceeded"
+
+
+def test_prompt_and_max_tokens_fit_the_context_named_as_the_client_sent_them(http, triton, llm):
+    """Checked by the generator after tokenization (runtime/llm/tokenizer.py): the adapter's 400 names the field
+    the client sent, max_completion_tokens included, and the field that holds the prompt."""
+    err = _generate_error(triton, SamplingParams(max_tokens=llm.max_model_len))  # any prompt leaves less room
+    _assert_400(err, "max_tokens")
+    assert err.code == "context_length_exceeded"
+    for field in ("max_tokens", "max_completion_tokens"):
+        error = _chat_error(http, **{field: llm.max_model_len})
+        assert (error["param"], error["code"], error["message"]) == (field, err.code, err.message)
+    completion = _adapter_error(http, "/v1/completions", {"prompt": "Hi", "max_tokens": llm.max_model_len})
+    assert (completion["param"], completion["code"]) == ("max_tokens", "context_length_exceeded")
+    too_long = "sea " * llm.max_model_len  # the prompt alone fills the window
+    assert _chat_error(http, messages=[{"role": "user", "content": too_long}])["param"] == "messages"
+    assert _adapter_error(http, "/v1/completions", {"prompt": too_long})["param"] == "prompt"
 
 
 def test_embeddings_take_at_most_2048_inputs(http, triton):

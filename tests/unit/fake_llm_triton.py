@@ -14,7 +14,9 @@ import orjson
 
 from adapter.errors import invalid_request
 from adapter.model_registry import ServedModel
-from runtime.contract import Task
+from runtime.contract import TASK_PARAMETER, Task
+from runtime.llm.families import FAMILY_PARAMETER
+from runtime.llm.protocol import GeneratorConfig
 
 WORDS = ["Hello", ",", " wor", "ld", "!", " é", "🙂"]
 MODEL = "tiny-fake"
@@ -22,21 +24,27 @@ MAX_MODEL_LEN = 64
 VOCAB_SIZE = 100
 
 
-def served_model() -> ServedModel:
-    return ServedModel(id=MODEL, task=Task.TEXT_GENERATION, created=0,
-                       parameters={"openai_task": "text-generation", "max_model_len": str(MAX_MODEL_LEN),
-                                   "vocab_size": str(VOCAB_SIZE)})
+def served_model(family: str | None = None) -> ServedModel:
+    """The fake generator's entry; family: its `model_family` parameter (none: the default family)."""
+    parameters = {TASK_PARAMETER: Task.TEXT_GENERATION.value,
+                  **GeneratorConfig(max_model_len=MAX_MODEL_LEN, vocab_size=VOCAB_SIZE).to_parameters()}
+    if family:
+        parameters[FAMILY_PARAMETER] = family
+    return ServedModel(id=MODEL, task=Task.TEXT_GENERATION, created=0, parameters=parameters)
 
 
 class FakeRegistry:
+    def __init__(self, family: str | None = None):
+        self.family = family
+
     async def find(self, model_id: str) -> ServedModel | None:
-        return served_model() if model_id == MODEL else None
+        return served_model(self.family) if model_id == MODEL else None
 
     async def resolve(self, model_id: str, task: Task) -> ServedModel:
         from adapter.errors import model_not_found  # noqa: PLC0415
         if model_id != MODEL:
             raise model_not_found(model_id)
-        return served_model()
+        return served_model(self.family)
 
 
 def _prompt_tokens(request: dict[str, Any]) -> tuple[int, str]:

@@ -6,10 +6,15 @@ import json
 
 import httpx
 import pytest
+from tritonclient.utils import InferenceServerException
 
 from adapter.app import create_app
 from adapter.llm.protocol import ChatCompletionRequest, CompletionRequest
+from adapter.triton_client import to_openai_error
+from runtime.errors import ClientError
+from runtime.llm.tokenizer import check_length
 from tests.unit.fake_llm_triton import MAX_MODEL_LEN, MODEL, VOCAB_SIZE, FakeRegistry, FakeTriton
+
 
 def sampling(body: ChatCompletionRequest | CompletionRequest) -> dict:
     """The `sampling` object of the body's (first) generator request, as the generator receives it."""
@@ -165,6 +170,39 @@ async def test_generator_client_error_becomes_400_before_streaming(client):
         assert response.status_code == 400
         assert response.headers["content-type"].startswith("application/json")
         assert "64" in response.json()["error"]["message"]
+
+
+def generator_checking_length(prompt_tokens: int):
+    """A generator whose prompts tokenize to prompt_tokens: it applies the tokenizer's context check and answers
+    as the real one does over Triton (the ClientError's wire form in an error response)."""
+    async def stream(model, inputs, request_id=""):
+        request = json.loads(inputs["request"].reshape(-1)[0])
+        try:
+            check_length(prompt_tokens, request["sampling"]["max_tokens"], MAX_MODEL_LEN,
+                         "messages" if "messages" in request else "prompt")
+        except ClientError as exc:
+            raise to_openai_error(InferenceServerException(msg=exc.to_wire())) from exc
+        yield {}  # never reached in these tests
+    return stream
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_generators_context_error_names_the_field_the_client_sent(client, fake, stream):
+    """prompt + max_tokens over the context is found by the generator after tokenization; the 400 names
+    max_completion_tokens when the chat client sent that, max_tokens when it sent max_tokens."""
+    fake.stream = generator_checking_length(MAX_MODEL_LEN - 4)
+    for path, body, param in [("/v1/chat/completions", {**CHAT, "max_completion_tokens": 8}, "max_completion_tokens"),
+                              ("/v1/chat/completions", {**CHAT, "max_tokens": 8}, "max_tokens"),
+                              ("/v1/completions", {**COMPLETION, "max_tokens": 8}, "max_tokens")]:
+        response = await client.post(path, json={**body, "stream": stream})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert (error["param"], error["code"]) == (param, "context_length_exceeded")
+        assert f"{MAX_MODEL_LEN + 4} tokens" in error["message"]
+    fake.stream = generator_checking_length(MAX_MODEL_LEN)  # the prompt alone fills the context
+    for path, body, param in [("/v1/chat/completions", CHAT, "messages"), ("/v1/completions", COMPLETION, "prompt")]:
+        response = await client.post(path, json={**body, "stream": stream})
+        assert response.status_code == 400 and response.json()["error"]["param"] == param
 
 
 async def test_one_bad_prompt_in_a_batch_fails_the_request_and_cancels_the_others(client, fake):

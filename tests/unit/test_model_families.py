@@ -1,19 +1,23 @@
 """A second model family through the registry: a fake ChatML-style family with its own template, stop tokens and
 tool-call format (`<tool_call>{"name": ..., "arguments": ...}</tool_call>`) is picked by name and by checkpoint,
-and the chat template, stop ids, grammar tag and tool-call parsers the stack uses are its own."""
+and the chat template, stop ids, grammar tag and tool-call parsers the stack uses are its own, down to the chat
+endpoint's responses (JSON and SSE) for a served model whose config.pbtxt names the family."""
 from __future__ import annotations
 
 import json
 import re
 
+import httpx
 import pytest
 
+from adapter.app import create_app
 from adapter.llm import tool_calls
 from builders.deploy import detect_family
 from runtime.llm import families
 from runtime.llm.families.base import CallDelta, ModelFamily, ParsedCall, ToolCallFormat
 from runtime.llm.grammar import Guide, tool_call_tag
 from runtime.llm.tokenizer import ChatTokenizer
+from tests.unit.fake_llm_triton import MODEL, FakeRegistry, FakeTriton
 
 TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
             "{% if tools %}<|im_start|>tools\n{{ tools | tojson }}<|im_end|>\n{% endif %}"
@@ -136,3 +140,45 @@ def test_a_served_model_knows_its_family(fake):
     model = ServedModel("m", Task.TEXT_GENERATION, 0, parameters={families.FAMILY_PARAMETER: "fake-chatml"})
     assert model.family is fake
     assert ServedModel("old", Task.TEXT_GENERATION, 0).family is families.DEFAULT_FAMILY
+
+
+# The fake generator's tokens: one tool call in the fake family's format, cut where a tokenizer might cut it.
+CALL_TOKENS = ['<tool_call>{"name": "get_weather", ', '"arguments": {"city": ', '"Paris"}}', "</tool_call>"]
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+TOOL_CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "weather in Paris?"}], "tools": TOOLS}
+
+
+@pytest.fixture
+def chat_http(fake):
+    """The adapter with a served model whose `model_family` is the fake family, over a generator that answers
+    with one call in that family's format."""
+    app = create_app()
+    app.state.triton, app.state.registry = FakeTriton(words=CALL_TOKENS), FakeRegistry(family=fake.name)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_the_chat_response_reads_tool_calls_with_the_served_models_family(chat_http):
+    async with chat_http as http:
+        response = await http.post("/v1/chat/completions", json=TOOL_CHAT)
+    assert response.status_code == 200, response.text
+    choice = response.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    [call] = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+
+
+async def test_the_chat_stream_reads_tool_calls_with_the_served_models_family(chat_http):
+    events = []
+    async with chat_http as http, http.stream("POST", "/v1/chat/completions",
+                                              json={**TOOL_CHAT, "stream": True}) as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                events.append(json.loads(line[6:]))
+    deltas = [c["delta"] for e in events for c in e["choices"]]
+    assert not any(d.get("content") for d in deltas)  # no token of the call leaks out as content
+    calls = [c for d in deltas for c in d.get("tool_calls") or ()]
+    assert [c["function"]["name"] for c in calls if c["function"].get("name")] == ["get_weather"]
+    assert json.loads("".join(c["function"]["arguments"] or "" for c in calls)) == {"city": "Paris"}
+    assert [c["finish_reason"] for e in events for c in e["choices"] if c["finish_reason"]] == ["tool_calls"]

@@ -3,6 +3,7 @@ config.pbtxt Triton's own protobuf parses, with the engine and parallelism as pa
 TensorRT-LLM engine for it and refuses, at load, an engine that was never built or built for another node."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 
@@ -15,6 +16,7 @@ from builders.llm.llama3_tokenizer import llama3_tokenizer
 from builders.llm.tiny import save_tokenizer
 from builders.llm.trtllm import TrtLlmSpec, build_command, convert_command
 from builders.triton_config import get_parameters
+from runtime.llm import families
 from runtime.llm.generator import Generator
 from runtime.llm.protocol import GeneratorConfig
 from runtime.llm.trtllm_manifest import ENGINE_DIR, MANIFEST_FILE, TrtLlmManifest
@@ -57,11 +59,11 @@ def test_dry_run_prints_the_commands_and_writes_a_parsable_entry(checkpoint, tmp
     params = get_parameters(config)
     assert config.name == MODEL_ID and config.backend == "python" and config.model_transaction_policy.decoupled
     assert [(g.count, g.kind) for g in config.instance_group] == [(1, model_config_pb2.ModelInstanceGroup.KIND_MODEL)]
-    assert {k: params[k] for k in ("engine_kind", "device", "precision", "engine", "tensor_parallel_size", "pipeline_parallel_size",
-                                   "quantization", "max_model_len", "vocab_size", "openai_task")} == {
-        "engine_kind": "tensorrt-llm", "device": "cuda", "precision": "bf16", "engine": ENGINE_DIR, "tensor_parallel_size": "4",
-        "pipeline_parallel_size": "2", "quantization": "fp8", "max_model_len": "8192", "vocab_size": "128256",
-        "openai_task": "text-generation"}
+    expected = {"engine_kind": "tensorrt-llm", "device": "cuda", "precision": "bf16", "engine": ENGINE_DIR,
+                "tensor_parallel_size": "4", "pipeline_parallel_size": "2", "quantization": "fp8",
+                "max_model_len": "8192", "vocab_size": "128256", "openai_task": "text-generation",
+                "model_family": "llama3"}  # the checkpoint's family (model_type "llama")
+    assert {k: params[k] for k in expected} == expected
     manifest = TrtLlmManifest.read(version_dir / MANIFEST_FILE)
     assert (manifest.world_size, manifest.max_seq_len, manifest.built) == (8, 8192, False)
     assert [shlex.split(c) for c in manifest.commands] == [convert, build]
@@ -87,6 +89,23 @@ def test_the_generator_picks_tensorrt_llm_and_refuses_an_unbuilt_engine(checkpoi
     assert (target.engine, gen_config.max_batch_size) == (EngineKind.TENSORRT_LLM, 64)
     with pytest.raises(RuntimeError, match="never built"):
         Generator(tmp_path / MODEL_ID / "1", gen_config, target=target)
+
+
+def test_the_entry_names_the_family_the_checkpoint_speaks(checkpoint, tmp_path, capsys, monkeypatch):
+    """The family comes from the checkpoint through the registry (as for the onnxruntime entries), not a fixed
+    Llama-3: a Llama-architecture checkpoint served by another family gets that family's name."""
+    variant = dataclasses.replace(families.DEFAULT_FAMILY, name="llama-variant")
+    monkeypatch.setattr(families, "FAMILIES", {variant.name: variant})
+    run_dry(checkpoint, tmp_path, capsys)
+    config = text_format.Parse((tmp_path / MODEL_ID / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    params = get_parameters(config)
+    assert params[families.FAMILY_PARAMETER] == "llama-variant"
+    assert families.family_of_parameters(params) is variant  # what the generator and the adapter look up
+    monkeypatch.setattr(families, "FAMILIES", {})
+    argv = ["llm", "--engine", "tensorrt-llm", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "none"),
+            "--dry-run"]
+    assert main(argv) == 2
+    assert "no model family serves model_type 'llama'" in " ".join(capsys.readouterr().err.split())  # rich wraps
 
 
 def test_without_tensorrt_llm_a_real_build_fails_clearly(checkpoint, tmp_path, capsys):
