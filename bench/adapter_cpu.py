@@ -3,7 +3,7 @@
   .venv/bin/python bench/adapter_cpu.py [--requests 1000] [--rounds 8]
 
 No network, no Triton: each request is the ASGI app called directly with a one-token answer from
-tests/unit/fake_llm_triton.py, so the time per request is the adapter's Python alone (on uvloop, as served).
+bench/fake_llm_triton.py, so the time per request is the adapter's Python alone (on uvloop, as served).
 Side by side, requests alternating in rounds: the app as served (the LLM routes are JSONBodyRoutes) and the same
 app with FastAPI's own APIRoute for them (the baseline: dependency solving and FastAPI's request handling), for
 streaming and JSON answers. Reports the median us per request of the rounds and the ratio to the baseline.
@@ -21,10 +21,10 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit")]  # run as a script from any directory
+sys.path[:0] = [str(ROOT)]  # run as a script from any directory
 
 from fastapi import APIRouter  # noqa: E402
-from fake_llm_triton import MODEL, FakeRegistry, FakeTriton  # noqa: E402
+from bench.fake_llm_triton import MODEL, FakeRegistry, FakeTriton  # noqa: E402
 
 import adapter.app  # noqa: E402
 from adapter.paths import CHAT_COMPLETIONS, COMPLETIONS  # noqa: E402

@@ -13,7 +13,7 @@ from adapter.llm.protocol import ChatCompletionRequest, CompletionRequest
 from adapter.triton_client import to_openai_error
 from runtime.errors import ClientError
 from runtime.llm.tokenizer import check_length
-from tests.unit.fake_llm_triton import MAX_MODEL_LEN, MODEL, VOCAB_SIZE, FakeRegistry, FakeTriton
+from bench.fake_llm_triton import MAX_MODEL_LEN, MODEL, VOCAB_SIZE, FakeRegistry, FakeTriton
 
 
 def sampling(body: ChatCompletionRequest | CompletionRequest) -> dict:

@@ -17,7 +17,7 @@ from runtime.llm import families
 from runtime.llm.families.base import CallDelta, ModelFamily, ParsedCall, ToolCallFormat
 from runtime.llm.grammar import Guide, tool_call_tag
 from runtime.llm.tokenizer import ChatTokenizer
-from tests.unit.fake_llm_triton import MODEL, FakeRegistry, FakeTriton
+from bench.fake_llm_triton import MODEL, FakeRegistry, FakeTriton
 
 TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
             "{% if tools %}<|im_start|>tools\n{{ tools | tojson }}<|im_end|>\n{% endif %}"

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from adapter.app import create_app
-from tests.unit.fake_llm_triton import MODEL, WORDS, FakeRegistry, FakeTriton
+from bench.fake_llm_triton import MODEL, WORDS, FakeRegistry, FakeTriton
 
 TEXT = "".join(WORDS)
 MESSAGES = [{"role": "user", "content": "say hello"}]

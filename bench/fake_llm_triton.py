@@ -1,4 +1,5 @@
-"""A fake of TritonClient.stream for the LLM generator, following the contract (runtime/llm/protocol.py).
+"""A fake of TritonClient.stream for the LLM generator, following the contract (runtime/llm/protocol.py): the
+adapter alone under bench/adapter_cpu.py, and the adapter's unit tests.
 
 Every choice "generates" WORDS one token at a time (choice i prefixes its tokens with f"{i}:" when n > 1), stops
 with `length` at max_tokens, else with `stop` after the last word. Deltas of all n choices of a step travel in
