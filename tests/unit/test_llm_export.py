@@ -15,29 +15,21 @@ from builders.llm.tiny import TinySpec, make_tiny_llama
 from builders.progress import BuildError
 from runtime.llm.slot_session import SlotSession, TorchSlotSession
 from runtime.target import Device, Precision
-
-SPEC = TinySpec(seed=1, hidden_size=64, intermediate_size=128, max_model_len=256)  # head_dim 16
-MAX_LEN = 160
-BOS = 128000
+from tests.unit.tiny_llm import BOS, MAX_LEN, SPEC
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return make_tiny_llama(tmp_path_factory.mktemp("ckpt"), SPEC)
-
-
-@pytest.fixture(scope="module")
-def graphs(checkpoint, tmp_path_factory):
+def graphs(tiny_llama, tmp_path_factory):
     root = tmp_path_factory.mktemp("graphs")
-    return {p: export_decoder(checkpoint, root / p.value, p) for p in (Precision.FP32, Precision.INT8, Precision.INT4)}
+    return {p: export_decoder(tiny_llama, root / p.value, p) for p in (Precision.FP32, Precision.INT8, Precision.INT4)}
 
 
 @pytest.fixture(scope="module")
-def hf_greedy(checkpoint):
+def hf_greedy(tiny_llama):
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
 
     def greedy(prompt: list[int], steps: int) -> list[int]:
         with torch.no_grad():
@@ -127,9 +119,9 @@ def test_weight_only_graphs_follow_fp32(graphs, precision):
     assert min(corr) > floor and np.mean(corr) > mean, corr
 
 
-def test_precisions_the_device_does_not_run_are_clear_errors(checkpoint, tmp_path):
+def test_precisions_the_device_does_not_run_are_clear_errors(tiny_llama, tmp_path):
     with pytest.raises(BuildError, match="fp16 does not run on cpu"):
-        export_decoder(checkpoint, tmp_path, Precision.FP16, Device.CPU)
+        export_decoder(tiny_llama, tmp_path, Precision.FP16, Device.CPU)
 
 
 def test_unsupported_architecture_is_a_clear_error(tmp_path):

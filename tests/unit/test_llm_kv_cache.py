@@ -10,25 +10,18 @@ from onnx import numpy_helper
 
 from builders.llm.export import export_decoder
 from builders.llm.kv_cache import KvCacheDtype, calibration_tokens
-from builders.llm.tiny import TinySpec, make_tiny_llama
 from builders.progress import BuildError
 from runtime.llm.slot_session import SlotSession
 from runtime.target import Device, Precision
+from tests.unit.tiny_llm import BOS, MAX_LEN, SPEC
 
-SPEC = TinySpec(seed=1, hidden_size=64, intermediate_size=128, max_model_len=256)  # head_dim 16, 2 kv heads
-MAX_LEN = 160
-PROMPT = [128000] + list(range(500, 540))
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return make_tiny_llama(tmp_path_factory.mktemp("ckpt"), SPEC)
+PROMPT = [BOS] + list(range(500, 540))
 
 
 @pytest.fixture(scope="module")
-def graphs(checkpoint, tmp_path_factory):
+def graphs(tiny_llama, tmp_path_factory):
     root = tmp_path_factory.mktemp("graphs")
-    return {d: export_decoder(checkpoint, root / d.value, Precision.FP32, kv_cache_dtype=d) for d in KvCacheDtype}
+    return {d: export_decoder(tiny_llama, root / d.value, Precision.FP32, kv_cache_dtype=d) for d in KvCacheDtype}
 
 
 def test_the_attention_keeps_an_int8_cache_with_per_channel_scales(graphs):
@@ -77,12 +70,12 @@ def test_slots_fork_and_reuse_prefixes_over_an_int8_cache(graphs):
     np.testing.assert_array_equal(steps[0], steps[1])
 
 
-def test_calibration_covers_text_and_the_whole_vocabulary(checkpoint):
-    tokens = calibration_tokens(checkpoint, 256)
+def test_calibration_covers_text_and_the_whole_vocabulary(tiny_llama):
+    tokens = calibration_tokens(tiny_llama, 256)
     assert len(tokens) == 256 and max(tokens) > 100_000  # the spread half reaches the vocabulary's end
 
 
-def test_an_int8_cache_on_cuda_is_refused_before_any_export(checkpoint, tmp_path):
+def test_an_int8_cache_on_cuda_is_refused_before_any_export(tiny_llama, tmp_path):
     with pytest.raises(BuildError, match="int8 runs on cpu only"):
-        export_decoder(checkpoint, tmp_path / "out", Precision.FP16, Device.CUDA, kv_cache_dtype=KvCacheDtype.INT8)
+        export_decoder(tiny_llama, tmp_path / "out", Precision.FP16, Device.CUDA, kv_cache_dtype=KvCacheDtype.INT8)
     assert not (tmp_path / "out").exists()
