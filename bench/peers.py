@@ -205,8 +205,9 @@ def agreement(fp32: Path, quantized: Path, prompts: int = 24) -> dict:
 
 
 def prefix_ttft(path: Path, rounds: int) -> dict:
-    """Time to first token of a prompt that shares a 1,000-token prefix with the one before it, our scheduler
-    with prefix reuse on and off (the engine, tokenizer-free: token ids in, first token out)."""
+    """Time to first token of a prompt that shares a 1,000-token prefix with the one before it, and with one two
+    unrelated prompts earlier, our scheduler with prefix reuse on and off (the engine, tokenizer-free: token ids
+    in, first token out)."""
     from runtime.llm.protocol import SamplingParams  # noqa: PLC0415
     from runtime.llm.scheduler import Scheduler  # noqa: PLC0415
     from runtime.llm.sequence import Job, Vocab  # noqa: PLC0415
@@ -241,13 +242,17 @@ def prefix_ttft(path: Path, rounds: int) -> dict:
     out = {}
     for reuse in (False, True):
         scheduler = Scheduler(session, vocab, 4, prefix_caching=reuse)
-        firsts, seconds = [], []
+        firsts, seconds, laters = [], [], []
         for r in range(rounds):
             shared = prompt_ids(1000, 500 + r)
             firsts.append(ttft(scheduler, shared + prompt_ids(40, 900 + r)[1:]))
             seconds.append(ttft(scheduler, shared + prompt_ids(40, 950 + r)[1:]))
+            for k in range(2):  # other conversations in between, one at a time
+                ttft(scheduler, prompt_ids(1000, 700 + 2 * r + k))
+            laters.append(ttft(scheduler, shared + prompt_ids(40, 980 + r)[1:]))
         out["on" if reuse else "off"] = {"first_ms": 1e3 * statistics.median(firsts),
-                                         "second_ms": 1e3 * statistics.median(seconds)}
+                                         "second_ms": 1e3 * statistics.median(seconds),
+                                         "later_ms": 1e3 * statistics.median(laters)}
     return out
 
 
@@ -386,9 +391,10 @@ def report(out: Path, medians: dict, agreements: dict, prefix: dict, served_rows
             *(f"{p} vs fp32 (ours), {a['prompts']} prompts: top-1 agreement {a['top1']:.2f}, logit RMSE "
               f"{a['rmse']:.3f} (fp32 logit std {a['logit_std']:.2f}), correlation {a['corr']:.3f}."
               for p, a in agreements.items()), "",
-            "Prefix reuse (1,000-token shared prefix + 40 tokens, our scheduler, median of rounds): "
-            + "; ".join(f"reuse {k}: first {v['first_ms']:.0f} ms, second {v['second_ms']:.0f} ms"
-                        for k, v in prefix.items()), "",
+            "Prefix reuse (1,000-token shared prefix + 40 tokens, our scheduler, median of rounds; `after 2 others`: "
+            "the same prefix again after two unrelated 1,000-token prompts): "
+            + "; ".join(f"reuse {k}: first {v['first_ms']:.0f} ms, second {v['second_ms']:.0f} ms, after 2 others "
+                        f"{v['later_ms']:.0f} ms" for k, v in prefix.items()), "",
             *(["Served, streamed chat, bench-llama fp32 (ours: tritonserver + adapter; vLLM for CPU's OpenAI server):",
                "", *served_lines, ""] if served_rows else []),
             *(f"- not measured: {m}" for m in missing), "", "RATIOS " + " ".join(f"{k}={v:.3f}"
@@ -425,6 +431,7 @@ def _ratios(m: dict, paths: dict, agreement: dict, prefix: dict) -> dict:
     r["int4_kv_int8_rss_over_fp32_kv_int8"] = m["ours int4 kv-int8"]["rss"] / m["ours fp32 kv-int8"]["rss"]
     r["int4_top1_agreement"] = agreement["top1"]
     r["prefix_second_over_first_ttft"] = prefix["on"]["second_ms"] / prefix["on"]["first_ms"]
+    r["prefix_later_over_first_ttft"] = prefix["on"]["later_ms"] / prefix["on"]["first_ms"]
     for name, peer in (("llama.cpp f32", "fp32"), ("llama.cpp Q4_K_M", "int4")):
         if name in m:
             for c in CONTEXTS:

@@ -12,8 +12,8 @@ buffers take the graph's cache dtype: its activation dtype, or int8 where the at
 - prefill(slot, tokens, start): one sequence, its row alone; with start > 0 the first `start` positions are
   already cached (a reused prefix) and only the rest runs. Long prompts run in chunks of `prefill_chunk` tokens:
   the CPU kernel's score buffer is heads x chunk x max_len floats.
-- decode(slots, tokens): rows 0..max(slots) in one call. A row in that range that is not decoding gets a
-  throwaway token written just past its cached positions, where nothing reads it.
+- decode(slots, tokens): rows min(slots)..max(slots) in one call. A row in that range that is not decoding gets
+  a throwaway token written just past its cached positions, where nothing reads it.
 - copy(source, targets, length): forks and prefix reuse; the only cache copies there are.
 
 The graph's logits are those of the last position only (builders/llm/export.py trims the LM head to it).
@@ -172,19 +172,20 @@ class SlotSession(EngineSession):
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         slots = np.asarray(slots, np.int64)
-        rows = int(slots.max()) + 1
+        first = int(slots.min())
+        rows, index = int(slots.max()) + 1 - first, slots - first
         if int(self.lengths[slots].max()) + 1 > self.max_len:
             raise ValueError(f"decode past the cache's {self.max_len} positions")
         ids = np.zeros((rows, 1), np.int64)
-        ids[slots, 0] = tokens
-        total = np.minimum(self.lengths[:rows] + 1, self.max_len)  # a row not decoding writes at its length
+        ids[index, 0] = tokens
+        total = np.minimum(self.lengths[first:first + rows] + 1, self.max_len)  # a row not decoding: at its length
         mask = (np.arange(int(total.max()))[None, :] < total[:, None]).astype(np.int64)  # row sums: seqlens_k + 1
-        self._run(ids, mask, 0, rows)
+        self._run(ids, mask, first, rows)
         self.lengths[slots] += 1
         logits = self.logits.rows(rows)
-        if rows == len(slots) and np.array_equal(slots, np.arange(rows)):
+        if rows == len(slots) and np.array_equal(index, np.arange(rows)):
             return logits  # the usual case: no copy of [rows, vocab]
-        return logits[slots.tolist()]
+        return logits[index.tolist()]
 
     def copy(self, source: int, targets: Sequence[int], length: int) -> None:
         targets = [t for t in targets if t != source]

@@ -5,9 +5,11 @@ tokens its last sequence left in the cache, so a later prompt that starts with t
 automatic prefix caching and TensorRT-LLM's KV block reuse) prefills only the rest. The source can be idle or
 running: a running slot's prompt is in its cache from its prefill on.
 
-The engine decodes rows 0..(highest running slot) together, so a new sequence takes the lowest slot that is not
-running (a slot above the running ones would make every decode step compute the rows between); among the free
-rows inside the running range, the least recently used one is evicted first.
+The engine decodes the rows from the lowest to the highest running slot together, so a new sequence takes the free
+slot that widens that range least (a free row inside it costs nothing; one further out makes every decode step
+compute the rows between), and among those the least recently used: idle slots are an LRU of cached prompts, and
+with nothing running every slot is a candidate, so at low concurrency a conversation's cache outlives many
+unrelated requests.
 """
 from __future__ import annotations
 
@@ -58,8 +60,8 @@ class SlotTable:
         tokens = np.asarray(prompt, np.int64)
         source, reused = self._best_prefix(tokens)
         slot = self._free_slot()
-        if reused and not self.running[source] and source < max(slot + 1, self.running_extent()):
-            slot = source  # in place: no copy, and the decoded range does not grow
+        if reused and not self.running[source] and self._growth(source) <= self._growth(slot):
+            slot = source  # in place: no copy, and the decoded range grows no more than for the free slot
         self._take(slot, tokens)
         self._count(len(tokens), reused)
         return Claim(slot, reused, source if reused else -1)
@@ -76,10 +78,10 @@ class SlotTable:
         self.cached[slot] = np.asarray(kept, np.int64)
         self._touch(slot)
 
-    def running_extent(self) -> int:
-        """Rows 0..extent-1 hold every running slot."""
+    def running_range(self) -> tuple[int, int]:
+        """Rows [low, high) hold every running slot; (0, 0) when none runs."""
         live = np.flatnonzero(self.running)
-        return int(live[-1]) + 1 if live.size else 0
+        return (int(live[0]), int(live[-1]) + 1) if live.size else (0, 0)
 
     # -- choice ------------------------------------------------------------------------------------------
     def _best_prefix(self, tokens: np.ndarray) -> tuple[int, int]:
@@ -100,13 +102,20 @@ class SlotTable:
         return (best, aligned) if aligned >= self.block else (-1, 0)
 
     def _free_slot(self) -> int:
+        """The free slot that widens the decoded range least, the least recently used among those."""
         free = np.flatnonzero(~self.running)
         if not free.size:
             raise RuntimeError("no free KV slot: the scheduler admits only what fits")
-        inside = free[free < self.running_extent()]
-        if inside.size:  # a hole in the decoded range costs nothing more: evict the least recently used
-            return int(inside[np.argmin(self.last_used[inside])])
-        return int(free[0])
+        growth = self._growth(free)
+        cheapest = free[growth == growth.min()]
+        return int(cheapest[np.argmin(self.last_used[cheapest])])
+
+    def _growth(self, slots):
+        """Rows a decode step would gain if `slots` (one or an array) ran too."""
+        low, high = self.running_range()
+        if low == high:
+            return np.ones_like(slots)
+        return np.maximum(low - slots, 0) + np.maximum(slots + 1 - high, 0)
 
     def _take(self, slot: int, tokens: np.ndarray) -> None:
         self.running[slot] = True

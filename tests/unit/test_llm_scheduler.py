@@ -269,3 +269,23 @@ def test_a_prompt_prefills_only_what_follows_a_cached_prefix():
 def test_prefix_caching_off_prefills_everything():
     engine, sched, _, _ = _prefix_run(False, False)
     assert [start for _, start, _ in engine.prefills] == [0, 0] and sched.slots.stats.hits == 0
+
+
+def test_a_conversation_reuses_its_cache_after_unrelated_requests():
+    """One request at a time (c=1): the next turn of a conversation finds its history although other requests
+    ran in between, the idle slots being an LRU rather than slot 0 taken again each time."""
+    engine = FakeEngine()
+    sched = Scheduler(engine, VOCAB, max_batch_size=4, prefix_caching=True)
+    first = ListSink()
+    sched.submit(job(SHARED + [2], first, max_tokens=3))
+    sched.run_until_idle()
+    for i in range(2):  # unrelated prompts
+        sched.submit(job([5 + i] * 20, ListSink(), max_tokens=3))
+        sched.run_until_idle()
+    reply = [3, 4, 5]  # what the first turn generated: next token = last + 1
+    assert first.choices()[0][0] == "".join(VOCAB.token_bytes[t].decode() for t in reply)
+    sched.submit(job(SHARED + [2] + reply + [9, 9, 9, 9], ListSink(), max_tokens=3))
+    sched.run_until_idle()
+    slot, start, _ = engine.prefills[-1]
+    assert start == 32 and slot == engine.prefills[0][0]  # in place, in the first turn's slot
+    assert sched.slots.stats.hits == 1
