@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from adapter import metrics
 from adapter.errors import install_error_handlers
 from adapter.middleware import install_hardening
+from adapter.middleware.access import configure_access_logger
 from adapter.middleware.auth import ApiKeyChecker, is_exempt
 from adapter.middleware.backpressure import InFlightLimiter
 from adapter.middleware.guard import run_cancelling_on_disconnect
@@ -273,6 +274,7 @@ async def test_completed_response_is_not_reported_as_disconnect():
 
 async def test_unknown_models_get_no_slot_and_no_metric_label(caplog):
     app = make_app(max_in_flight_per_model=1)
+    configure_access_logger()  # what the app's first request does (it turns propagation off): before, not after
     caplog.set_level(logging.INFO, logger="adapter.access")
     logging.getLogger("adapter.access").propagate = True
     try:
