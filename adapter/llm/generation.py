@@ -41,6 +41,7 @@ class Step:
     choices: list[ChoiceDelta]
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # of the prompt tokens, those the engine's prefix cache held
 
 
 def merge_steps(steps: list[Step]) -> Step:
@@ -58,7 +59,8 @@ def merge_steps(steps: list[Step]) -> Step:
         m.finish_reason = d.finish_reason or m.finish_reason
         if d.logprobs:
             m.logprobs = (m.logprobs or []) + d.logprobs
-    return Step([merged[i] for i in sorted(merged)], steps[-1].prompt_tokens, steps[-1].completion_tokens)
+    last = steps[-1]
+    return Step([merged[i] for i in sorted(merged)], last.prompt_tokens, last.completion_tokens, last.cached_tokens)
 
 
 def request_tensors(request: GenerationRequest) -> Tensors:
@@ -84,7 +86,7 @@ class Generation:
         self._running = len(requests)
         self._closed = False
         self._first: list[tuple[int, Any, BaseException | None]] = []
-        self._usage = [(0, 0)] * len(requests)  # (prompt, completion) tokens per prompt, cumulative
+        self._usage = [(0, 0, 0)] * len(requests)  # (prompt, completion, cached) tokens per prompt, cumulative
         self._prompt_text: dict[int, str] = {}
         self._started_choices: set[int] = set()
         self._finished: set[int] = set()
@@ -100,6 +102,10 @@ class Generation:
     @property
     def completion_tokens(self) -> int:
         return sum(u[1] for u in self._usage)
+
+    @property
+    def cached_tokens(self) -> int:
+        return sum(u[2] for u in self._usage)
 
     def echoed(self, index: int) -> str:
         """The prompt text put before choice `index` (echo), "" without echo."""
@@ -174,9 +180,9 @@ class Generation:
             self._prompt_text[p] = response["prompt_text"]
         usage = response.get("usage")
         if usage:
-            self._usage[p] = (usage["prompt_tokens"], usage["completion_tokens"])
+            self._usage[p] = (usage["prompt_tokens"], usage["completion_tokens"], usage.get("cached_tokens", 0))
         choices = [self._delta(p, c) for c in response.get("choices", ())]
-        return Step(choices, self.prompt_tokens, self.completion_tokens)
+        return Step(choices, self.prompt_tokens, self.completion_tokens, self.cached_tokens)
 
     def _delta(self, p: int, choice: dict[str, Any]) -> ChoiceDelta:
         index = p * self.n + choice["index"]

@@ -342,10 +342,15 @@ class CompletionRequest(_SamplingRequest):
 Fingerprint = Field(default=None, exclude_if=lambda v: v is None)
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = 0  # served from the prefix cache (the engine prefilled only the rest)
+
+
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails = PromptTokensDetails()
 
 
 class TopLogprob(BaseModel):

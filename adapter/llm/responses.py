@@ -6,10 +6,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapter.llm.generation import Generation
+from adapter.llm.generation import Generation, Step
 from adapter.llm.protocol import (ChatChoice, ChatCompletionResponse, ChatLogprobs, ChatResponseMessage,
-                                  CompletionChoice, CompletionLogprobs, CompletionResponse, TokenLogprob, ToolCall,
-                                  ToolCallFunction, Usage)
+                                  CompletionChoice, CompletionLogprobs, CompletionResponse, PromptTokensDetails,
+                                  TokenLogprob, ToolCall, ToolCallFunction, Usage)
 from adapter.llm.tool_calls import new_call_id, parse_tool_calls
 from runtime.llm.families.base import ModelFamily
 
@@ -25,9 +25,12 @@ class ResponseMeta:
         return cls(f"{prefix}-{uuid.uuid4().hex}", int(time.time()), model)
 
 
-def usage_of(prompt_tokens: int, completion_tokens: int) -> Usage:
-    return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                 total_tokens=prompt_tokens + completion_tokens)
+def usage_of(counts: Step | Generation, completion_tokens: int | None = None) -> Usage:
+    """The OpenAI usage of a step or a whole generation (completion_tokens: instead of theirs)."""
+    completion = counts.completion_tokens if completion_tokens is None else completion_tokens
+    return Usage(prompt_tokens=counts.prompt_tokens, completion_tokens=completion,
+                 total_tokens=counts.prompt_tokens + completion,
+                 prompt_tokens_details=PromptTokensDetails(cached_tokens=counts.cached_tokens))
 
 
 def chat_logprobs(entries: list[dict[str, Any]] | None) -> ChatLogprobs | None:
@@ -85,7 +88,7 @@ async def chat_response(generation: Generation, meta: ResponseMeta, logprobs: bo
         out.append(ChatChoice(index=i, finish_reason=finish_reason, message=message,
                               logprobs=chat_logprobs(c.logprobs)))
     return ChatCompletionResponse(id=meta.id, created=meta.created, model=meta.model, choices=out,
-                                  usage=usage_of(generation.prompt_tokens, generation.completion_tokens))
+                                  usage=usage_of(generation))
 
 
 async def completion_response(generation: Generation, meta: ResponseMeta, logprobs: bool) -> CompletionResponse:
@@ -97,4 +100,4 @@ async def completion_response(generation: Generation, meta: ResponseMeta, logpro
         lp = None if c.logprobs is None else legacy_logprobs(c.logprobs, len(generation.echoed(i)))
         out.append(CompletionChoice(index=i, text=text, finish_reason=c.finish_reason, logprobs=lp))
     return CompletionResponse(id=meta.id, created=meta.created, model=meta.model, choices=out,
-                              usage=usage_of(generation.prompt_tokens, generation.completion_tokens))
+                              usage=usage_of(generation))

@@ -107,11 +107,11 @@ class _Usage:
 
     def now(self, step: Step | Generation | None = None) -> Usage | None:
         counts = step or self.generation
-        return usage_of(counts.prompt_tokens, counts.completion_tokens) if self.options.continuous else None
+        return usage_of(counts) if self.options.continuous else None
 
     def final(self) -> list[Usage]:
         g = self.generation
-        return [usage_of(g.prompt_tokens, g.completion_tokens)] if self.options.include else []
+        return [usage_of(g)] if self.options.include else []
 
 
 class _ToolDeltas:
@@ -160,7 +160,7 @@ def chat_chunks(generation: Generation, meta: ResponseMeta, options: StreamUsage
         return b"".join(frames.frame(choices, step_usage) for choices in (content, finished) if choices)
 
     def role_chunk(first: Step) -> bytes:  # sent with the first tokens; its usage counts only the prompt
-        role_usage = usage_of(first.prompt_tokens, 0) if options.continuous else None
+        role_usage = usage_of(first, completion_tokens=0) if options.continuous else None
         return frames.frame([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                               "finish_reason": None} for i in range(generation.num_choices)], role_usage)
 

@@ -25,8 +25,8 @@ Input `request` (TYPE_STRING [1], JSON): {"messages": [...]} | {"prompt": str} |
   "guide": the grammar the output must follow (runtime.llm.grammar.Guide; absent = free text).
   (The vLLM backend's tensors: runtime/llm/vllm_interface.py.)
 Output `response` (TYPE_STRING [1], JSON) per streamed response:
-  {"choices": [{"index", "text", "finish_reason", "logprobs"}], "usage": {"prompt_tokens", "completion_tokens"},
-   "prompt_text": str (only when echo)}
+  {"choices": [{"index", "text", "finish_reason", "logprobs"}], "usage": {"prompt_tokens", "completion_tokens",
+   "cached_tokens" (leading prompt tokens whose KV came from the prefix cache)}, "prompt_text": str (only when echo)}
 """
 from __future__ import annotations
 
@@ -273,9 +273,10 @@ class GenerationRequest:
 
 
 def response_json(choices: list[dict], prompt_tokens: int, completion_tokens: int,
-                  prompt_text: str | None = None) -> str:
+                  prompt_text: str | None = None, cached_tokens: int = 0) -> str:
     body: dict[str, Any] = {"choices": choices,
-                            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}}
+                            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                      "cached_tokens": cached_tokens}}
     if prompt_text is not None:
         body["prompt_text"] = prompt_text
     return json.dumps(body, ensure_ascii=False)

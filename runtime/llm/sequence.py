@@ -145,5 +145,6 @@ class Job:
         if self.echo and not self._echo_sent:
             prompt_text, self._echo_sent = self.prompt.text, True
         tokens = self.completion_tokens
-        self.sink.send(response_json(deltas, len(self.prompt.token_ids), tokens, prompt_text), final)
+        cached = self.claim.reused if self.claim else 0
+        self.sink.send(response_json(deltas, len(self.prompt.token_ids), tokens, prompt_text, cached), final)
         self.pace.sent(now, tokens)

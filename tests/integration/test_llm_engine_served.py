@@ -46,3 +46,17 @@ def test_a_repeated_prefix_is_reused_and_changes_nothing(openai_client, triton):
              "Triton's prefix-cache counter to count two reuses of the ~130-token system prompt")
     assert _counter(triton, "llm_prefix_cache_hits_total", MODEL) >= 2
     assert other  # served normally on top of the reused prefix
+
+
+def test_usage_reports_the_prompt_tokens_served_from_the_cache(openai_client):
+    """OpenAI's usage.prompt_tokens_details.cached_tokens: the repeated ~130-token system prompt, whole blocks."""
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Which section is cited most?"}]
+    kwargs = dict(model=MODEL, messages=messages, max_tokens=4, temperature=0)
+    openai_client.chat.completions.create(**kwargs)
+    again = openai_client.chat.completions.create(**kwargs).usage
+    assert 128 <= again.prompt_tokens_details.cached_tokens < again.prompt_tokens
+    assert again.prompt_tokens_details.cached_tokens % 16 == 0
+    chunks = list(openai_client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True}))
+    streamed = chunks[-1].usage
+    assert streamed.prompt_tokens == again.prompt_tokens
+    assert streamed.prompt_tokens_details.cached_tokens >= 128

@@ -104,7 +104,7 @@ def test_jobs_join_between_steps_and_leave_when_done():
     assert first.choices() == {0: ("bcdefghijklmnopqrs", "stop")}  # ends on <|eot_id|>, which adds no text
     assert second.choices() == {0: ("lmnopqrs", "stop")}
     assert first.finals == second.finals == 1
-    assert first.responses[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 19}
+    assert first.responses[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 19, "cached_tokens": 0}
     assert 2 in engine.decode_sizes and sched.slots.available() == 4
 
 
@@ -126,7 +126,7 @@ def test_n_choices_share_the_prompt_and_each_ends_once():
     sched.submit(job([5], sink, n=3, max_tokens=4))
     sched.run_until_idle()
     assert sink.choices() == {i: ("ghij", "length") for i in range(3)}
-    assert sink.responses[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 12}
+    assert sink.responses[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 12, "cached_tokens": 0}
     assert max(engine.decode_sizes) == 3
 
 

@@ -68,7 +68,7 @@ def run(engine, sink, prompt=(0,), max_model_len=64, **params):
 def test_streams_until_the_end_token(engine):
     sink = run(engine, Sink(), prompt=(14,))  # 15, 16, 17, 18 (<|end_of_text|>: a stop token id), ...
     assert sink.text() == "pqr" and sink.responses[-1]["choices"][-1]["finish_reason"] == "stop"
-    assert sink.responses[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 4}
+    assert sink.responses[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 4, "cached_tokens": 0}
     inputs, params, streaming = engine.llm.requests[0]
     assert inputs == [14] and streaming and params.stop_token_ids == [18] and params.max_tokens == 63
     assert len(sink.responses) == 4  # one response per engine step

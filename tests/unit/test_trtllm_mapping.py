@@ -115,7 +115,7 @@ def test_stream_reader_tokens_text_finish_and_usage():
     reader.finish()
     job.flush()
     body = job.sink.responses[-1]
-    assert body["final"] and body["usage"] == {"prompt_tokens": 1, "completion_tokens": 9}
+    assert body["final"] and body["usage"] == {"prompt_tokens": 1, "completion_tokens": 9, "cached_tokens": 0}
     texts = {c["index"]: (c["text"], c["finish_reason"]) for c in body["choices"]}
     assert texts == {0: ("bcd", "stop"), 1: ("defgh", "length")}
 
