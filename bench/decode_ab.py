@@ -14,7 +14,6 @@ Medians over blocks, and ours' speed over genai's per block (> 1: ours faster).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -25,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.peers import MAX_LEN, THREADS, WORK, prompt_ids  # noqa: E402
+from bench.peers import MAX_LEN, THREADS, WORK, genai_generator, genai_model, prompt_ids  # noqa: E402
 
 CONTEXT = 64
 
@@ -82,15 +81,9 @@ def plain(batch: int, graph: str = "genai-fp32"):
 
 
 def genai(batch: int):
-    import onnxruntime_genai as og  # noqa: PLC0415
+    model = genai_model(WORK / "genai-fp32")
+    generator, _ = genai_generator(model, batch, CONTEXT)
 
-    config = og.Config(str(WORK / "genai-fp32"))
-    config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": THREADS}}}}))
-    model = og.Model(config)
-    params = og.GeneratorParams(model)
-    params.set_search_options(max_length=MAX_LEN, batch_size=batch)
-    generator = og.Generator(model, params)
-    generator.append_tokens(np.array([prompt_ids(CONTEXT, s) for s in range(batch)], np.int32))
     def step() -> None:
         assert model is not None  # the model stays alive as long as its generator steps
         generator.generate_next_token()
@@ -115,8 +108,8 @@ def main() -> int:
                 times[name].append((time.perf_counter() - start) / args.steps)
         ratio = [g / o for o, g in zip(times["ours"], times["genai"])]  # > 1: ours faster
         medians = ", ".join(f"{name} {1e3 * statistics.median(t):.1f}" for name, t in times.items())
-        print(f"b{batch} ms per step: {medians}; ours' speed over genai's per block: median {statistics.median(ratio):.3f}, "
-              f"{min(ratio):.3f}-{max(ratio):.3f}", flush=True)
+        print(f"b{batch} ms per step: {medians}; ours' speed over genai's per block: median "
+              f"{statistics.median(ratio):.3f}, {min(ratio):.3f}-{max(ratio):.3f}", flush=True)
         del sides
     return 0
 

@@ -123,20 +123,32 @@ def worker_ours(path: Path, steps: int, spinning: bool = True) -> dict:
     return result
 
 
-def worker_genai(folder: Path, steps: int) -> dict:
+def genai_model(folder: Path):
+    """onnxruntime-genai's model on its own graph, THREADS intra-op threads (its other options its defaults)."""
     import onnxruntime_genai as og  # noqa: PLC0415
 
     config = og.Config(str(folder))
     config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": THREADS}}}}))
-    model = og.Model(config)
+    return og.Model(config)
+
+
+def genai_generator(model, batch: int, ctx: int):
+    """A generator over `batch` prompts of `ctx` tokens, prefilled; and the seconds the prefill took."""
+    import onnxruntime_genai as og  # noqa: PLC0415
+
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=MAX_LEN, batch_size=batch)
+    gen = og.Generator(model, params)
+    start = time.perf_counter()
+    gen.append_tokens(np.array([prompt_ids(ctx, s) for s in range(batch)], np.int32))
+    return gen, time.perf_counter() - start
+
+
+def worker_genai(folder: Path, steps: int) -> dict:
+    model = genai_model(folder)
 
     def generator(batch: int, ctx: int):
-        params = og.GeneratorParams(model)
-        params.set_search_options(max_length=MAX_LEN, batch_size=batch)
-        gen = og.Generator(model, params)
-        start = time.perf_counter()
-        gen.append_tokens(np.array([prompt_ids(ctx, s) for s in range(batch)], np.int32))
-        return gen, time.perf_counter() - start
+        return genai_generator(model, batch, ctx)
 
     _, prefill = generator(1, PREFILL)
     result = {"prefill_ms": 1e3 * prefill}
